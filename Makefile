@@ -1,0 +1,52 @@
+# apiary: everything a fresh machine of this kind needs is installed from here.
+SHELL := /bin/bash
+PYTHON_VERSION := $(shell cat .python-version)
+# uv cannot download interpreters here: use pyenv's 3.13 (installed on these machines).
+PYTHON := $(shell pyenv prefix $(PYTHON_VERSION) 2>/dev/null)/bin/python3
+UV := $(PYTHON) -m uv
+VENV := .venv
+STAMP := $(VENV)/.synced
+
+.PHONY: install dev test test-python wrangler-check lint bench clean token
+
+$(STAMP): pyproject.toml uv.lock
+	@test -x "$(PYTHON)" || { echo "Python $(PYTHON_VERSION) not found via pyenv"; exit 1; }
+	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $(STAMP)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(STAMP) node_modules/.installed
+
+.dev.vars:
+	@sed "s/change-me-to-a-long-random-string/$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \
+		.dev.vars.example > .dev.vars
+	@echo "wrote .dev.vars with a fresh JWT_SECRET"
+
+dev: $(STAMP) .dev.vars
+	$(VENV)/bin/apiary dev
+
+token: $(STAMP) .dev.vars
+	$(VENV)/bin/apiary token --scope admin --ttl 1h
+
+# The whole suite: Python tests (unit, local runtime, Cloudflare adapters) and wrangler's checks.
+test: install wrangler-check test-python
+
+test-python: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+wrangler-check: node_modules/.installed
+	scripts/wrangler-check.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src apiary_local tests bench
+	$(VENV)/bin/ruff format --check src apiary_local tests bench
+
+bench: install
+	$(VENV)/bin/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .apiary .wrangler .pytest_cache

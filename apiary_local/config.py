@@ -1,0 +1,127 @@
+"""What `apiary dev` reads: `wrangler.toml` (one environment of it) and `.dev.vars`.
+
+The same files wrangler reads, with wrangler's rules: an `[env.NAME]` block does not inherit
+bindings, vars or triggers from the top level; `.dev.vars.NAME` wins over `.dev.vars`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class D1Binding:
+    binding: str
+    database_name: str
+    migrations_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectBinding:
+    name: str
+    class_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    name: str
+    environment: str | None
+    main: Path
+    vars: dict[str, str]
+    secrets: dict[str, str]
+    d1: list[D1Binding]
+    durable_objects: list[ObjectBinding]
+    crons: list[str]
+    sqlite_classes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def src_dir(self) -> Path:
+        return self.main.parent
+
+
+def parse_dev_vars(text: str) -> dict[str, str]:
+    """dotenv syntax as wrangler reads it: KEY=VALUE, `#` comments, optional quotes."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            raise ConfigError(f".dev.vars line {number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            quote, value = value[0], value[1:-1]
+            if quote == '"':
+                value = value.replace("\\n", "\n")
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values
+
+
+def _section(document: dict, environment: str | None) -> dict:
+    if environment is None:
+        return document
+    envs = document.get("env", {})
+    if environment not in envs:
+        known = ", ".join(sorted(envs)) or "none"
+        raise ConfigError(f"no [env.{environment}] in wrangler.toml (environments: {known})")
+    return envs[environment]
+
+
+def load(path: Path, environment: str | None = None) -> WorkerConfig:
+    path = path.resolve()
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    root = path.parent
+    section = _section(document, environment)
+    main = document.get("main")
+    if not main:
+        raise ConfigError("wrangler.toml has no `main`")
+    d1 = [
+        D1Binding(
+            binding=entry["binding"],
+            database_name=entry.get("database_name", entry["binding"]),
+            migrations_dir=(root / entry.get("migrations_dir", "migrations")).resolve(),
+        )
+        for entry in section.get("d1_databases", [])
+    ]
+    objects = [
+        ObjectBinding(entry["name"], entry["class_name"])
+        for entry in section.get("durable_objects", {}).get("bindings", [])
+    ]
+    sqlite_classes = frozenset(
+        name
+        for migration in document.get("migrations", [])
+        for name in migration.get("new_sqlite_classes", [])
+    )
+    dev_vars = root / f".dev.vars.{environment}" if environment else None
+    if dev_vars is None or not dev_vars.exists():
+        dev_vars = root / ".dev.vars"
+    secrets = parse_dev_vars(dev_vars.read_text()) if dev_vars.exists() else {}
+    name = section.get("name") or document.get("name", "worker")
+    return WorkerConfig(
+        name=name,
+        environment=environment,
+        main=(root / main).resolve(),
+        vars={k: str(v) for k, v in section.get("vars", {}).items()},
+        secrets=secrets,
+        d1=d1,
+        durable_objects=objects,
+        crons=list(section.get("triggers", {}).get("crons", [])),
+        sqlite_classes=sqlite_classes,
+    )

@@ -1,0 +1,72 @@
+"""What Cloudflare would bill, counted as the local runtime serves.
+
+Counts Worker requests and scheduled runs, Durable Object requests (fetch and RPC), alarm runs,
+incoming socket messages (Cloudflare bills 20 of them as one request) and auto-responses (not
+billed), D1 and object-storage rows read and written, and CPU time. Rows read are rows returned
+(Cloudflare counts rows scanned, which can only be more); rows written are rows changed, plus
+one per alarm set or deleted, as Cloudflare bills them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+WS_MESSAGES_PER_REQUEST = 20
+
+
+class Meter:
+    def __init__(self) -> None:
+        self.totals: Counter[str] = Counter()
+        self.by_class: dict[str, Counter[str]] = {}
+
+    def count(self, key: str, amount: float = 1, *, object_class: str | None = None) -> None:
+        self.totals[key] += amount
+        if object_class is not None:
+            self.by_class.setdefault(object_class, Counter())[key] += amount
+
+    @contextmanager
+    def cpu(self, key: str, *, object_class: str | None = None) -> Iterator[None]:
+        # process_time covers every thread of the process: an approximation of the isolate's
+        # CPU time while this invocation runs (awaited work of other invocations included).
+        started = time.process_time()
+        try:
+            yield
+        finally:
+            self.count(key, (time.process_time() - started) * 1000, object_class=object_class)
+
+    def reset(self) -> None:
+        self.totals.clear()
+        self.by_class.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        t = self.totals
+        ws = int(t["do_ws_messages"])
+        billed_do_requests = int(t["do_requests"] + t["do_alarms"]) + math.ceil(
+            ws / WS_MESSAGES_PER_REQUEST
+        )
+        counts = {key: _plain(value) for key, value in sorted(t.items())}
+        return {
+            "totals": counts,
+            "billable": {
+                "worker_requests": int(t["worker_requests"] + t["worker_scheduled"]),
+                "do_requests": billed_do_requests,
+                "do_rows_read": int(t["do_rows_read"]),
+                "do_rows_written": int(t["do_rows_written"]),
+                "d1_rows_read": int(t["d1_rows_read"]),
+                "d1_rows_written": int(t["d1_rows_written"]),
+                "cpu_ms": round(t["worker_cpu_ms"] + t["do_cpu_ms"], 3),
+            },
+            "objects": {
+                name: {key: _plain(value) for key, value in sorted(counter.items())}
+                for name, counter in sorted(self.by_class.items())
+            },
+        }
+
+
+def _plain(value: float) -> float | int:
+    return round(value, 3) if isinstance(value, float) and not value.is_integer() else int(value)

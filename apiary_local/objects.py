@@ -1,0 +1,350 @@
+"""Hosts one Durable Object class: instances, the input gate, the output gate and alarms.
+
+- Input gate: each object runs one event at a time (request, RPC, alarm, socket message or
+  close), in arrival order.
+- Output gate: the event's writes commit before its response returns or its socket messages
+  leave.
+- Alarms: persisted in the object's file, re-armed at start-up (overdue ones fire at once), and
+  retried with exponential backoff from 2 s, up to 6 times, when the handler raises.
+- Hibernation: an instance idle for `evict_after_s` is dropped (its file closed); sockets stay
+  with the host and the next event builds a fresh instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from apiary_local.meter import Meter
+from apiary_local.sockets import Connection, LocalSocket, LocalSocketHub
+from apiary_local.storage import LocalObjectStorage
+from durable.base import (
+    AlarmInfo,
+    DurableObjectLogic,
+    ObjectContext,
+    ObjectRequest,
+    ObjectResponse,
+    rpc_methods,
+)
+from logs import get_logger
+from services import Services
+
+log = get_logger("objects")
+ALARM_MAX_RETRIES = 6
+ALARM_FIRST_BACKOFF_MS = 2000
+
+
+def object_id(class_name: str, name: str) -> str:
+    """A stable 64-hex-digit id per name, like `idFromName`."""
+    return hashlib.sha256(f"{class_name}\x00{name}".encode()).hexdigest()
+
+
+def alarm_backoff_ms(retry_count: int) -> int:
+    """Delay before retry number `retry_count + 1` of a failed alarm."""
+    return ALARM_FIRST_BACKOFF_MS * 2**retry_count
+
+
+def clone(value: Any) -> Any:
+    """Copy a value across the RPC boundary with Cloudflare's rules (structured clone)."""
+    if value is None or isinstance(value, str | int | float | bool | dt.datetime | bytes):
+        return value
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): clone(v) for k, v in value.items()}
+    raise TypeError(f"{type(value)} cannot be sent over RPC.")
+
+
+@dataclass
+class _Slot:
+    id: str
+    name: str | None
+    hub: LocalSocketHub
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    storage: LocalObjectStorage | None = None
+    instance: DurableObjectLogic | None = None
+    last_used: float = 0.0
+    timer: asyncio.TimerHandle | None = None
+
+
+class ObjectHost:
+    def __init__(
+        self,
+        *,
+        class_name: str,
+        logic: type[DurableObjectLogic],
+        state_dir: Path,
+        meter: Meter,
+        services: Callable[[], Services],
+        evict_after_s: float = 30.0,
+    ) -> None:
+        self.class_name = class_name
+        self.logic = logic
+        self.dir = state_dir / "objects" / class_name
+        self.meter = meter
+        self.services = services
+        self.evict_after_s = evict_after_s
+        self.rpc = frozenset(rpc_methods(logic))
+        self._slots: dict[str, _Slot] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        """Re-arm every persisted alarm; overdue ones fire at once."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.dir.glob("*.sqlite")):
+            storage = LocalObjectStorage(path, self.meter, self.class_name)
+            try:
+                name, alarm = storage.get_meta("name"), storage.alarm()
+            finally:
+                storage.close()
+            slot = self._slot(path.stem, name)
+            if alarm is not None:
+                self._arm(slot, alarm[0])
+
+    async def stop(self) -> None:
+        for slot in self._slots.values():
+            if slot.timer:
+                slot.timer.cancel()
+            async with slot.lock:
+                self._close(slot)
+        for task in list(self._tasks):
+            task.cancel()
+
+    def evict_idle(self, now: float) -> int:
+        evicted = 0
+        for slot in self._slots.values():
+            idle = now - slot.last_used > self.evict_after_s
+            if slot.instance is not None and idle and not slot.lock.locked():
+                self._close(slot)
+                evicted += 1
+        return evicted
+
+    @property
+    def live_instances(self) -> int:
+        return sum(1 for s in self._slots.values() if s.instance is not None)
+
+    # --- events ---
+
+    async def request(self, name: str, request: ObjectRequest) -> ObjectResponse:
+        self.meter.count("do_requests", object_class=self.class_name)
+        return await self._event(self._slot_for(name), lambda o: o.on_request(request))
+
+    async def call(self, name: str, method: str, args: list[Any]) -> Any:
+        if method not in self.rpc:
+            raise AttributeError(f"{self.class_name} has no RPC method {method!r}")
+        self.meter.count("do_requests", object_class=self.class_name)
+        args = clone(args)
+
+        async def invoke(instance: DurableObjectLogic) -> Any:
+            return clone(await getattr(instance, method)(*args))
+
+        return await self._event(self._slot_for(name), invoke)
+
+    async def connect(
+        self,
+        name: str,
+        request: ObjectRequest,
+        connection: Connection,
+        accept: Callable[[], Awaitable[None]],
+    ) -> tuple[ObjectResponse, LocalSocket | None, LocalSocketHub]:
+        """Offer a WebSocket upgrade to the object; `accept` runs before any message leaves."""
+        self.meter.count("do_requests", object_class=self.class_name)
+        slot = self._slot_for(name)
+
+        async def upgrade(instance: DurableObjectLogic) -> ObjectResponse:
+            slot.hub.expect_upgrade(connection)
+            try:
+                return await instance.on_request(request)
+            finally:
+                slot.hub.expect_upgrade(None)
+
+        async def after_commit(response: ObjectResponse) -> None:
+            if response.socket is not None:
+                await accept()
+
+        response = await self._event(slot, upgrade, after_commit=after_commit)
+        socket = response.socket if isinstance(response.socket, LocalSocket) else None
+        return response, socket, slot.hub
+
+    async def socket_message(self, hub: LocalSocketHub, socket: LocalSocket, data: Any) -> None:
+        reply = hub.auto_response(socket, data)
+        if reply is not None:
+            self.meter.count("do_ws_auto_responses", object_class=self.class_name)
+            if socket.connection is not None:
+                await socket.connection.send(reply)
+            return
+        self.meter.count("do_ws_messages", object_class=self.class_name)
+        slot = self._slot_of_hub(hub)
+        await self._event(slot, lambda o: o.on_socket_message(socket, data))
+
+    async def socket_closed(
+        self, hub: LocalSocketHub, socket: LocalSocket, code: int, reason: str
+    ) -> None:
+        slot = self._slot_of_hub(hub)
+        socket.closed = True
+        try:
+            await self._event(slot, lambda o: o.on_socket_close(socket, code, reason))
+        finally:
+            hub.forget(socket)
+
+    # --- internals ---
+
+    def _slot(self, object_id_: str, name: str | None) -> _Slot:
+        slot = self._slots.get(object_id_)
+        if slot is None:
+            hub = LocalSocketHub(
+                lambda: self.meter.count("do_ws_sent", object_class=self.class_name)
+            )
+            slot = _Slot(object_id_, name, hub)
+            self._slots[object_id_] = slot
+        return slot
+
+    def _slot_for(self, name: str) -> _Slot:
+        return self._slot(object_id(self.class_name, name), name)
+
+    def _slot_of_hub(self, hub: LocalSocketHub) -> _Slot:
+        for slot in self._slots.values():
+            if slot.hub is hub:
+                return slot
+        raise LookupError("socket hub of an unknown object")
+
+    def _open(self, slot: _Slot) -> tuple[LocalObjectStorage, DurableObjectLogic]:
+        if slot.storage is None:
+            slot.storage = LocalObjectStorage(
+                self.dir / f"{slot.id}.sqlite", self.meter, self.class_name
+            )
+        if slot.instance is None:
+            services = self.services()
+            slot.hub.now_ms = services.clock.now_ms
+            context = ObjectContext(slot.id, slot.name, slot.storage, slot.hub, services)
+            instance = self.logic(context)
+            slot.storage.begin()
+            try:
+                if slot.name is not None and slot.storage.get_meta("name") is None:
+                    slot.storage.set_meta("name", slot.name)
+                instance.on_start()
+            except BaseException:
+                slot.storage.rollback()
+                raise
+            slot.storage.commit()
+            slot.instance = instance
+            self.meter.count("do_instances_started", object_class=self.class_name)
+        return slot.storage, slot.instance
+
+    def _close(self, slot: _Slot) -> None:
+        if slot.storage is not None:
+            slot.storage.close()
+        slot.storage = None
+        slot.instance = None
+
+    async def _event[T](
+        self,
+        slot: _Slot,
+        handler: Callable[[DurableObjectLogic], Awaitable[T]],
+        *,
+        after_commit: Callable[[T], Awaitable[None]] | None = None,
+    ) -> T:
+        async with slot.lock:
+            loop = asyncio.get_running_loop()
+            slot.last_used = loop.time()
+            with self.meter.cpu("do_cpu_ms", object_class=self.class_name):
+                storage, instance = self._open(slot)
+                storage.alarm_changed = False
+                storage.begin()
+                try:
+                    result = await handler(instance)
+                except BaseException:
+                    # As on Cloudflare, a handler's exception does not undo its writes (only
+                    # storage.transaction does); what it sent is still delivered after commit.
+                    self._commit(slot, storage)
+                    await slot.hub.flush()
+                    raise
+                self._commit(slot, storage)
+                if after_commit is not None:
+                    await after_commit(result)
+                await slot.hub.flush()
+            slot.last_used = loop.time()
+            return result
+
+    def _commit(self, slot: _Slot, storage: LocalObjectStorage) -> None:
+        try:
+            storage.commit()
+        except Exception:
+            slot.hub.discard_outbox()
+            self._close(slot)
+            raise
+        if storage.alarm_changed:
+            alarm = storage.alarm()
+            if alarm is None:
+                self._disarm(slot)
+            else:
+                self._arm(slot, alarm[0])
+
+    def _arm(self, slot: _Slot, at_ms: int) -> None:
+        self._disarm(slot)
+        loop = asyncio.get_running_loop()
+        now_ms = self.services().clock.now_ms()
+        delay = max(0.0, (at_ms - now_ms) / 1000)
+        slot.timer = loop.call_later(delay, self._spawn_alarm, slot)
+
+    def _disarm(self, slot: _Slot) -> None:
+        if slot.timer is not None:
+            slot.timer.cancel()
+            slot.timer = None
+
+    def _spawn_alarm(self, slot: _Slot) -> None:
+        slot.timer = None
+        task = asyncio.get_running_loop().create_task(self._fire_alarm(slot))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fire_alarm(self, slot: _Slot) -> None:
+        async with slot.lock:
+            slot.last_used = asyncio.get_running_loop().time()
+            storage, instance = self._open(slot)
+            alarm = storage.alarm()
+            now_ms = self.services().clock.now_ms()
+            if alarm is None:
+                return
+            if alarm[0] > now_ms:
+                self._arm(slot, alarm[0])  # moved later since the timer was set
+                return
+            retry_count = alarm[1]
+            self.meter.count("do_alarms", object_class=self.class_name)
+            with self.meter.cpu("do_cpu_ms", object_class=self.class_name):
+                storage.begin()
+                # Removed inside the event: if the process dies mid-handler, the removal is
+                # not committed and the alarm fires again at start-up (at least once).
+                await storage.delete_alarm()
+                storage.alarm_changed = False
+                try:
+                    await instance.on_alarm(AlarmInfo(retry_count=retry_count))
+                except Exception:
+                    self._after_failed_alarm(slot, storage, retry_count)
+                storage.alarm_changed = True  # re-arm from whatever alarm is stored now
+                self._commit(slot, storage)
+                await slot.hub.flush()
+
+    def _after_failed_alarm(
+        self, slot: _Slot, storage: LocalObjectStorage, retry_count: int
+    ) -> None:
+        if storage.alarm_changed:
+            return  # the handler set a new alarm before raising; that one stands
+        fields = {"object_class": self.class_name, "object": slot.name or slot.id}
+        if retry_count >= ALARM_MAX_RETRIES:
+            log.error("alarm failed; retries exhausted", exc_info=True, extra={"fields": fields})
+            return
+        delay = alarm_backoff_ms(retry_count)
+        log.warning(
+            "alarm failed; retrying",
+            exc_info=True,
+            extra={"fields": {**fields, "retry": retry_count + 1, "in_ms": delay}},
+        )
+        storage.schedule_alarm(self.services().clock.now_ms() + delay, retry_count=retry_count + 1)

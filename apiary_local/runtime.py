@@ -1,0 +1,125 @@
+"""The local runtime's composition root: one Worker, its bindings and state, on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from apiary_local.config import ConfigError, WorkerConfig
+from apiary_local.d1 import LocalD1, apply_migrations
+from apiary_local.meter import Meter
+from apiary_local.namespace import LocalNamespace
+from apiary_local.objects import ObjectHost
+from apiary_local.scheduler import CronScheduler
+from clock import SystemClock
+from cron.dispatch import ScheduledEvent
+from logs import get_logger, register_secrets
+from outbound import HttpxHttp
+from ports import Clock, Config
+from services import Services
+from settings import SECRETS
+
+if TYPE_CHECKING:
+    from worker import WorkerDefinition
+
+log = get_logger("runtime")
+DATABASE_BINDING = "DB"
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        definition: WorkerDefinition,
+        state_dir: Path,
+        *,
+        clock: Clock | None = None,
+        run_crons: bool = True,
+        evict_after_s: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.definition = definition
+        self.state_dir = state_dir
+        self.clock = clock or SystemClock()
+        self.run_crons = run_crons
+        self.meter = Meter()
+        self.databases = {
+            d1.binding: LocalD1(state_dir / "d1" / f"{d1.database_name}.sqlite", self.meter)
+            for d1 in config.d1
+        }
+        if DATABASE_BINDING not in self.databases:
+            raise ConfigError(f"wrangler.toml needs a D1 binding named {DATABASE_BINDING}")
+        self.hosts: dict[str, ObjectHost] = {}
+        hosts_by_class: dict[str, ObjectHost] = {}
+        for binding in config.durable_objects:
+            logic = definition.durable_objects.get(binding.class_name)
+            if logic is None:
+                raise ConfigError(
+                    f"Durable Object class {binding.class_name!r} (binding {binding.name}) "
+                    "is not defined by the worker"
+                )
+            if binding.class_name not in config.sqlite_classes:
+                raise ConfigError(f"{binding.class_name} needs a new_sqlite_classes migration")
+            if binding.class_name not in hosts_by_class:
+                hosts_by_class[binding.class_name] = ObjectHost(
+                    class_name=binding.class_name,
+                    logic=logic,
+                    state_dir=state_dir,
+                    meter=self.meter,
+                    services=lambda: self.services,
+                    evict_after_s=evict_after_s,
+                )
+            self.hosts[binding.name] = hosts_by_class[binding.class_name]
+        values = {**config.vars, **config.secrets}
+        self.services = Services(
+            database=self.databases[DATABASE_BINDING],
+            namespaces={name: LocalNamespace(host) for name, host in self.hosts.items()},
+            http=HttpxHttp(),
+            clock=self.clock,
+            config=Config(values, secret_names=SECRETS | frozenset(config.secrets)),
+        )
+        register_secrets(self.services.config.secrets())
+        self.app: Any = definition.create_app(lambda scope: self.services)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for binding, database in self.databases.items():
+            source = next(d for d in self.config.d1 if d.binding == binding).migrations_dir
+            applied = apply_migrations(database.conn, source)
+            if applied:
+                log.info(
+                    "migrations applied", extra={"fields": {"db": binding, "applied": applied}}
+                )
+        for host in set(self.hosts.values()):
+            await host.start()
+        if self.run_crons and self.config.crons:
+            scheduler = CronScheduler(self.config.crons, self.clock, self.scheduled)
+            self._tasks.append(asyncio.create_task(scheduler.run()))
+        self._tasks.append(asyncio.create_task(self._evict_idle()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for host in set(self.hosts.values()):
+            await host.stop()
+        for database in self.databases.values():
+            database.close()
+
+    async def scheduled(self, cron: str, scheduled_time_ms: int) -> None:
+        self.meter.count("worker_scheduled")
+        with self.meter.cpu("worker_cpu_ms"):
+            await self.definition.scheduled(
+                ScheduledEvent(cron=cron, scheduled_time_ms=scheduled_time_ms), self.services
+            )
+
+    async def _evict_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            for host in set(self.hosts.values()):
+                host.evict_idle(loop.time())

@@ -1,0 +1,136 @@
+"""WebSockets with hibernation semantics, hosted outside the object instance.
+
+The hub belongs to the host, not to the instance: sockets, their tags and attachments stay while
+the instance is evicted, and the next message wakes a fresh instance. An auto-response is
+answered here and never reaches the object. Messages an event sends leave after the event's
+writes commit (the output gate).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from clock import from_ms
+from ports import PortError
+
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 256
+MAX_ATTACHMENT_BYTES = 2048
+
+
+class Connection(Protocol):
+    async def send(self, message: str | bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class LocalSocket:
+    def __init__(self, hub: LocalSocketHub, tags: list[str]) -> None:
+        self.hub = hub
+        self.id = secrets.token_hex(8)
+        self._tags = tags
+        self._attachment: str | None = None
+        self.connection: Connection | None = None
+        self.auto_response_at_ms: int | None = None
+        self.closed = False
+
+    def send(self, message: str | bytes) -> None:
+        if self.closed:
+            raise PortError("socket is closed")
+        self.hub.enqueue(self, lambda c: c.send(message))
+        self.hub.meter_sent()
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.closed:
+            self.closed = True
+            self.hub.enqueue(self, lambda c: c.close(code, reason))
+
+    @property
+    def attachment(self) -> dict[str, Any] | None:
+        return None if self._attachment is None else json.loads(self._attachment)
+
+    def attach(self, value: dict[str, Any] | None) -> None:
+        encoded = None if value is None else json.dumps(value, separators=(",", ":"))
+        if encoded is not None and len(encoded.encode()) > MAX_ATTACHMENT_BYTES:
+            raise PortError(f"socket attachment over {MAX_ATTACHMENT_BYTES} bytes")
+        self._attachment = encoded
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._tags)
+
+
+class LocalSocketHub:
+    def __init__(self, on_sent: Callable[[], None]) -> None:
+        self._sockets: dict[str, LocalSocket] = {}
+        self._outbox: list[tuple[LocalSocket, Callable[[Connection], Awaitable[None]]]] = []
+        self._auto: tuple[str, str] | None = None
+        self._pending_upgrade: Connection | None = None
+        self.meter_sent = on_sent
+        self.now_ms: Callable[[], int] = lambda: 0
+
+    # --- ports.SocketHub ---
+
+    def accept(
+        self, *, tags: Sequence[str] = (), attachment: dict[str, Any] | None = None
+    ) -> LocalSocket:
+        if self._pending_upgrade is None:
+            raise PortError("accept() is only valid while handling a WebSocket upgrade")
+        tags = list(tags)
+        if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_LENGTH or not t for t in tags):
+            raise PortError(f"at most {MAX_TAGS} non-empty tags of {MAX_TAG_LENGTH} chars")
+        socket = LocalSocket(self, tags)
+        socket.attach(attachment)
+        socket.connection = self._pending_upgrade
+        self._pending_upgrade = None
+        self._sockets[socket.id] = socket
+        return socket
+
+    def sockets(self, tag: str | None = None) -> list[LocalSocket]:
+        return [
+            s for s in self._sockets.values() if not s.closed and (tag is None or tag in s._tags)
+        ]
+
+    def set_auto_response(self, request: str, response: str) -> None:
+        self._auto = (request, response)
+
+    def auto_response_timestamp(self, socket: Any) -> datetime | None:
+        at = getattr(socket, "auto_response_at_ms", None)
+        return None if at is None else from_ms(at)
+
+    # --- for the host ---
+
+    def expect_upgrade(self, connection: Connection | None) -> None:
+        self._pending_upgrade = connection
+
+    def auto_response(self, socket: LocalSocket, message: str | bytes) -> str | None:
+        if self._auto is not None and message == self._auto[0]:
+            socket.auto_response_at_ms = self.now_ms()
+            return self._auto[1]
+        return None
+
+    def enqueue(self, socket: LocalSocket, action: Callable[[Connection], Awaitable[None]]) -> None:
+        self._outbox.append((socket, action))
+
+    def discard_outbox(self) -> None:
+        self._outbox.clear()
+
+    async def flush(self) -> None:
+        """Deliver what the last event sent, after its writes committed."""
+        outbox, self._outbox = self._outbox, []
+        for socket, action in outbox:
+            if socket.connection is None:
+                continue
+            try:
+                await action(socket.connection)
+            except Exception:
+                # A send to a socket that went away: its close event will follow.
+                socket.closed = True
+
+    def forget(self, socket: LocalSocket) -> None:
+        socket.closed = True
+        self._sockets.pop(socket.id, None)

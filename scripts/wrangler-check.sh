@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Real wrangler, offline: the config validates and lists every binding in every environment, and
+# the D1 migrations apply on workerd's own SQLite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+export WRANGLER_SEND_METRICS=false CI=true
+
+expect_bindings() {  # $1 = env flag value, rest = expected binding names
+  local env="$1"; shift
+  local out
+  out="$(npx --no-install wrangler deploy --dry-run --outdir "$scratch/out" --env="$env" 2>&1)" || {
+    echo "$out"; echo "wrangler deploy --dry-run failed (env '$env')"; exit 1; }
+  for binding in "$@"; do
+    grep -q "env\.$binding\b" <<<"$out" || { echo "$out"; echo "missing binding $binding (env '$env')"; exit 1; }
+  done
+  echo "wrangler deploy --dry-run --env='$env': ok ($*)"
+}
+
+bindings=(DB RATE_LIMITER ENVIRONMENT CORS_ORIGINS)
+expect_bindings "" "${bindings[@]}"
+expect_bindings staging "${bindings[@]}"
+expect_bindings production "${bindings[@]}"
+
+out="$(npx --no-install wrangler d1 migrations apply DB --local --persist-to "$scratch/state" 2>&1)" || {
+  echo "$out"; echo "wrangler d1 migrations apply failed"; exit 1; }
+for migration in migrations/*.sql; do
+  grep -q "$(basename "$migration")" <<<"$out" || { echo "$out"; echo "not applied: $migration"; exit 1; }
+done
+echo "wrangler d1 migrations apply DB --local: ok ($(ls migrations/*.sql | wc -l) migrations)"

@@ -1,0 +1,30 @@
+"""The HTTP API: a FastAPI app, built cheaply per isolate from a services provider.
+
+Nothing runs in lifespan: the Workers ASGI adapter runs lifespan around every request.
+"""
+
+from fastapi import FastAPI
+
+from api import errors, health, whoami
+from api.cors import CorsMiddleware
+from api.edge import EdgeMiddleware
+from services import ServicesProvider
+from version import VERSION
+
+DESCRIPTION = """
+apiary coordinates distributed work: backend servers and their tasks, device swarms, scheduled
+jobs and browser checks. Every error is `{"error": {"code", "message", "correlation_id"}}`;
+every response carries `X-Correlation-ID`. Authenticate with `Authorization: Bearer <JWT>`.
+"""
+
+
+def create_app(services: ServicesProvider) -> FastAPI:
+    app = FastAPI(title="apiary", version=VERSION, description=DESCRIPTION)
+    app.state.services_provider = services
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(whoami.router)
+    # Added last = outermost: the edge sees every request and response.
+    app.add_middleware(CorsMiddleware, services=services)
+    app.add_middleware(EdgeMiddleware)
+    return app

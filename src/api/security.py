@@ -1,0 +1,40 @@
+"""Bearer-token auth for routes: `Depends(require(Scope.X, ...))` gives the caller's claims.
+
+Any failure to prove identity is 401 (missing, malformed, `alg: none` or another algorithm, bad
+signature, expired); a valid token without one of the route's scopes is 403.
+"""
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.deps import get_services
+from auth import scopes as scope_rules
+from auth.tokens import Claims, InvalidToken, decode
+from errors import Forbidden, Unauthorized
+from services import Services
+
+_bearer = HTTPBearer(auto_error=False, description="JWT, HS256, with `exp` and `scope`")
+
+
+def require(*any_of: str) -> Callable[..., Claims]:
+    def dependency(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        services: Services = Depends(get_services),
+    ) -> Claims:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthorized("a bearer token is required")
+        secret = services.config.get("JWT_SECRET") or ""
+        try:
+            claims = decode(credentials.credentials, secret, now_s=services.clock.now_ms() // 1000)
+        except InvalidToken as exc:
+            raise Unauthorized(str(exc)) from None
+        if not scope_rules.grants(claims.scopes, any_of):
+            raise Forbidden(f"requires scope {' or '.join(any_of)}")
+        request.state.claims = claims
+        return claims
+
+    dependency.__name__ = f"require_{'_or_'.join(s.replace(':', '_') for s in any_of) or 'token'}"
+    return dependency

@@ -1,0 +1,53 @@
+"""The Cloudflare composition root: `Services` from a Worker's (or object's) `env`."""
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from clock import SystemClock
+from cloudflare_adapters.d1 import D1Database
+from cloudflare_adapters.namespace import CloudflareNamespace
+from logs import register_secrets
+from outbound import HttpxHttp
+from ports import Config, Namespace
+from services import Services
+from settings import SECRETS, VARS
+
+
+class _EnvNamespaces(Mapping[str, Namespace]):
+    """Durable Object bindings of `env`, looked up by binding name when first used."""
+
+    def __init__(self, env: Any) -> None:
+        self._env = env
+
+    def __getitem__(self, binding: str) -> Namespace:
+        value = getattr(self._env, binding, None)
+        if value is None:
+            raise KeyError(binding)
+        return CloudflareNamespace(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def config_from_env(env: Any) -> Config:
+    values = {}
+    for name in VARS | SECRETS:
+        value = getattr(env, name, None)
+        if isinstance(value, str):
+            values[name] = value
+    return Config(values, secret_names=SECRETS)
+
+
+def services_from_env(env: Any) -> Services:
+    config = config_from_env(env)
+    register_secrets(config.secrets())
+    return Services(
+        database=D1Database(env.DB),
+        namespaces=_EnvNamespaces(env),
+        http=HttpxHttp(),
+        clock=SystemClock(),
+        config=config,
+    )

@@ -1,0 +1,120 @@
+"""Adapts a `DurableObjectLogic` class to `workers.DurableObject`.
+
+https://developers.cloudflare.com/durable-objects/api/base/ . The shell owns the platform
+callbacks (`fetch`, `alarm`, `webSocketMessage`, `webSocketClose`, `webSocketError`) and RPC
+methods, and calls the logic's hooks. The logic instance is built on the first event (after
+hibernation the runtime constructs a new shell, so this is once per wake-up).
+"""
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from cloudflare_adapters.services import services_from_env
+from cloudflare_adapters.sockets import CloudflareSocket, CloudflareSocketHub
+from cloudflare_adapters.storage import DurableObjectStorage
+from durable.base import (
+    AlarmInfo,
+    DurableObjectLogic,
+    ObjectContext,
+    ObjectRequest,
+    ObjectResponse,
+    rpc_methods,
+)
+from logs import get_logger
+
+log = get_logger("shell")
+
+
+def _message_value(message: Any) -> str | bytes:
+    # Text frames arrive as str, binary frames as an ArrayBuffer proxy.
+    return message if isinstance(message, str) else bytes(message.to_bytes())
+
+
+async def _object_request(request: Any) -> ObjectRequest:
+    from workers import Request
+
+    if not isinstance(request, Request):
+        request = Request(request)
+    headers = {str(k).lower(): str(v) for k, v in request.headers.items()}
+    body = b""
+    if request.body is not None and request.method not in ("GET", "HEAD"):
+        body = await request.bytes()
+    return ObjectRequest(method=str(request.method), url=request.url, headers=headers, body=body)
+
+
+def _rpc_forwarder(method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+    async def forward(self: Any, *args: Any) -> Any:
+        from workers import python_from_rpc, python_to_rpc
+
+        logic = self._apiary_logic()
+        result = await getattr(logic, method)(*[python_from_rpc(a) for a in args])
+        return python_to_rpc(result)
+
+    forward.__name__ = method
+    return forward
+
+
+def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> type:
+    """A `workers.DurableObject` subclass named `name` that hosts `logic_class`."""
+    from workers import DurableObject, Response
+
+    def __init__(self: Any, ctx: Any, env: Any) -> None:
+        DurableObject.__init__(self, ctx, env)
+        self._logic = None
+        self._hub = CloudflareSocketHub(ctx)
+
+    def _apiary_logic(self: Any) -> DurableObjectLogic:
+        if self._logic is None:
+            storage = DurableObjectStorage(self.ctx.storage)
+            object_name = getattr(self.ctx.id, "name", None)
+            context = ObjectContext(
+                id=str(self.ctx.id.toString()),
+                name=object_name if isinstance(object_name, str) else None,
+                storage=storage,
+                sockets=self._hub,
+                services=services_from_env(self.env),
+            )
+            logic = logic_class(context)
+            storage.transaction(logic.on_start)
+            self._logic = logic
+        return self._logic
+
+    async def fetch(self: Any, request: Any) -> Any:
+        response: ObjectResponse = await self._apiary_logic().on_request(
+            await _object_request(request)
+        )
+        if response.status == 101:
+            return Response(None, status=101, web_socket=self._hub.take_client())
+        return Response(response.body, status=response.status, headers=dict(response.headers))
+
+    async def alarm(self: Any, alarm_info: Any = None) -> None:
+        retry_count = getattr(alarm_info, "retryCount", 0) if alarm_info is not None else 0
+        await self._apiary_logic().on_alarm(AlarmInfo(retry_count=int(retry_count or 0)))
+
+    async def webSocketMessage(self: Any, ws: Any, message: Any) -> None:
+        socket = CloudflareSocket(ws, self.ctx)
+        await self._apiary_logic().on_socket_message(socket, _message_value(message))
+
+    async def webSocketClose(self: Any, ws: Any, code: int, reason: str, was_clean: bool) -> None:
+        socket = CloudflareSocket(ws, self.ctx)
+        await self._apiary_logic().on_socket_close(socket, int(code), str(reason or ""))
+
+    async def webSocketError(self: Any, ws: Any, error: Any) -> None:
+        log.warning("websocket error", extra={"fields": {"error": str(error)}})
+        await self._apiary_logic().on_socket_close(CloudflareSocket(ws, self.ctx), 1011, "error")
+
+    namespace: dict[str, Any] = {
+        "__init__": __init__,
+        "__doc__": logic_class.__doc__,
+        "__module__": "entry",
+        "_apiary_logic": _apiary_logic,
+        "fetch": fetch,
+        "alarm": alarm,
+        "webSocketMessage": webSocketMessage,
+        "webSocketClose": webSocketClose,
+        "webSocketError": webSocketError,
+    }
+    for method in rpc_methods(logic_class):
+        namespace[method] = _rpc_forwarder(method)
+    # A class statement would run DurableObject.__init_subclass__ too; type() does the same.
+    return type(name, (DurableObject,), namespace)

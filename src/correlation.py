@@ -1,0 +1,33 @@
+"""Correlation ids: one per request, carried in logs and on every outbound call."""
+
+import re
+import secrets
+from contextvars import ContextVar
+
+HEADER = "X-Correlation-ID"
+_ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_current: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+
+def new_correlation_id() -> str:
+    return secrets.token_hex(16)
+
+
+def accept_or_new(incoming: str | None) -> str:
+    """Keep a caller's id when it is safe to echo and log; otherwise mint one."""
+    if incoming and _ACCEPTABLE.match(incoming):
+        return incoming
+    return new_correlation_id()
+
+
+def current() -> str | None:
+    return _current.get()
+
+
+def bind(correlation_id: str | None) -> object:
+    """Make `correlation_id` current; returns a token for `reset`."""
+    return _current.set(correlation_id)
+
+
+def reset(token: object) -> None:
+    _current.reset(token)  # type: ignore[arg-type]

@@ -1,0 +1,122 @@
+"""A Durable Object as a plain class with hooks, written against ports.
+
+The platform shells (`cloudflare_adapters.shell` on Cloudflare, `apiary_local.objects` locally)
+construct one instance per object and call its hooks, one event at a time. Memory is a cache:
+the instance can be dropped between any two events (eviction, hibernation, restart), so
+anything that must survive lives in `ctx.storage` or in a socket's attachment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from ports import ObjectStorage, Socket, SocketHub
+from services import Services
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+    @property
+    def query(self) -> dict[str, str]:
+        return dict(parse_qsl(urlsplit(self.url).query))
+
+    @property
+    def is_websocket_upgrade(self) -> bool:
+        return self.headers.get("upgrade", "").lower() == "websocket"
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectResponse:
+    status: int = 200
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    socket: Socket | None = None  # set when a WebSocket upgrade was accepted (status 101)
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200) -> ObjectResponse:
+        body = json.dumps(data, separators=(",", ":")).encode()
+        return cls(status, body, {"content-type": "application/json"})
+
+    @classmethod
+    def upgrade(cls, socket: Socket) -> ObjectResponse:
+        return cls(101, socket=socket)
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmInfo:
+    retry_count: int = 0
+
+    @property
+    def is_retry(self) -> bool:
+        return self.retry_count > 0
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectContext:
+    id: str
+    name: str | None
+    storage: ObjectStorage
+    sockets: SocketHub
+    services: Services
+
+
+def rpc[F: Callable[..., Any]](fn: F) -> F:
+    """Mark an async method as callable through a stub (`await stub.call(name, ...)`)."""
+    fn.__apiary_rpc__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def rpc_methods(cls: type) -> list[str]:
+    return sorted(
+        name
+        for name in dir(cls)
+        if not name.startswith("_") and getattr(getattr(cls, name), "__apiary_rpc__", False)
+    )
+
+
+class DurableObjectLogic:
+    """Base for every Durable Object. Hooks run one at a time per object.
+
+    - `on_start` runs once per instance, before the first event (schema, caches).
+    - `on_request` answers a `fetch` to the object (including WebSocket upgrades: call
+      `ctx.sockets.accept(...)` and return `ObjectResponse.upgrade(socket)`).
+    - `on_alarm` runs when the alarm fires; raising makes the platform retry it with backoff.
+    - `on_socket_message` / `on_socket_close` wake a hibernated object for a socket event.
+    - methods marked `@rpc` are callable through stubs.
+    """
+
+    def __init__(self, ctx: ObjectContext) -> None:
+        self.ctx = ctx
+
+    def on_start(self) -> None:
+        """Runs before the first event of this instance."""
+
+    async def on_request(self, request: ObjectRequest) -> ObjectResponse:
+        return ObjectResponse.json(
+            {"error": {"code": "not_found", "message": "no such route"}}, status=404
+        )
+
+    async def on_alarm(self, info: AlarmInfo) -> None:
+        """Runs when the alarm fires."""
+
+    async def on_socket_message(self, socket: Socket, message: str | bytes) -> None:
+        """Runs for each message that is not answered by the auto-response."""
+
+    async def on_socket_close(self, socket: Socket, code: int, reason: str) -> None:
+        """Runs when a client closes its socket."""

@@ -1,0 +1,102 @@
+"""Runs `apiary dev` as a real subprocess on a free loopback port, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE_DIR = ROOT / "tests" / "fixtures" / "probe"
+APIARY = Path(sys.executable).parent / "apiary"
+JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DevServer:
+    """One `apiary dev` process; `kill()` is SIGKILL, `start()` again reuses the state dir."""
+
+    def __init__(
+        self,
+        state: Path,
+        *,
+        config: Path,
+        worker: str = "worker:WORKER",
+        pythonpath: Path | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.state = state
+        self.config = config
+        self.worker = worker
+        self.pythonpath = pythonpath
+        self.args = args
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = state.parent / f"{state.name}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 20.0) -> DevServer:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.pythonpath:
+            env["PYTHONPATH"] = str(self.pythonpath)
+        command = [
+            str(APIARY),
+            "dev",
+            "--config", str(self.config),
+            "--state", str(self.state),
+            "--port", str(self.port),
+            "--worker", self.worker,
+            *self.args,
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"apiary dev exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/__meter", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"apiary dev did not start:\n{self.log()}")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def meter(self) -> dict:
+        return httpx.get(f"{self.url}/__meter").json()
+
+
+def write_dev_vars(directory: Path, **values: str) -> None:
+    text = "".join(f'{k}="{v}"\n' for k, v in values.items())
+    (directory / ".dev.vars").write_text(text)
