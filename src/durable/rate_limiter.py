@@ -22,8 +22,8 @@ class RateLimiter(DurableObjectLogic):
 
         Returns `{allowed, remaining, retry_after_s}`; `retry_after_s` is 0 when allowed.
         """
-        if limit < 1 or window_s <= 0 or cost < 1:
-            raise ValueError("limit and cost must be >= 1 and window_s > 0")
+        if limit < 1 or window_s <= 0 or not 1 <= cost <= limit:
+            raise ValueError("need limit >= 1, window_s > 0 and 1 <= cost <= limit")
         now = self.ctx.services.clock.now_ms()
         window_ms = int(window_s * 1000)
         storage = self.ctx.storage
@@ -34,7 +34,7 @@ class RateLimiter(DurableObjectLogic):
             used = len(rows)
             if used + cost > limit:
                 # Room opens when enough of the oldest hits leave the window.
-                oldest_needed = rows[used + cost - limit - 1]["at_ms"] if cost <= limit else now
+                oldest_needed = rows[used + cost - limit - 1]["at_ms"]
                 wait_ms = oldest_needed + window_ms - now
                 return {
                     "allowed": False,
