@@ -20,6 +20,11 @@ expect_bindings() {  # $1 = env flag value, rest = expected binding names
 
 bindings=(DB RATE_LIMITER ENVIRONMENT CORS_ORIGINS)
 expect_bindings "" "${bindings[@]}"
+# Every module under src/ must be in the bundle Cloudflare would run.
+missing="$(cd src && find . -name '*.py' -not -path '*/__pycache__/*' | while read -r f; do
+  [ -f "$scratch/out/$f" ] || echo "$f"; done)"
+[ -z "$missing" ] || { echo "not bundled by wrangler: $missing"; exit 1; }
+echo "bundle: every src/ module present"
 expect_bindings staging "${bindings[@]}"
 expect_bindings production "${bindings[@]}"
 

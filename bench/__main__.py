@@ -1,0 +1,23 @@
+"""`make bench`: run every benchmark, print its report, keep it in bench/results/."""
+
+import json
+import sys
+from pathlib import Path
+
+from bench import health
+
+BENCHMARKS = {"health": health.run}
+
+
+def main(names: list[str]) -> int:
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    for name in names or list(BENCHMARKS):
+        report = BENCHMARKS[name]()
+        (results / f"{name}.json").write_text(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
