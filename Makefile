@@ -33,7 +33,7 @@ token: $(STAMP) .dev.vars
 	$(VENV)/bin/apiary token --scope admin --ttl 1h
 
 # The whole suite: Python tests (unit, local runtime, Cloudflare adapters) and wrangler's checks.
-test: install wrangler-check test-python
+test: install lint wrangler-check test-python
 
 test-python: $(STAMP)
 	$(VENV)/bin/python -m pytest

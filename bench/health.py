@@ -55,7 +55,9 @@ def run() -> dict:
     apiary = DevServer(work / "state", config=work / "wrangler.toml", args=("--no-cron",))
     apiary.start()
     port = free_port()
-    baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_health", str(port)], cwd=ROOT)
+    baseline = subprocess.Popen(
+        [sys.executable, "-m", "bench.baseline_health", str(port)], cwd=ROOT
+    )
     try:
         _wait(f"http://127.0.0.1:{port}/health")
         rates: dict[str, list[float]] = {"apiary": [], "baseline": []}

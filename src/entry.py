@@ -40,10 +40,10 @@ class Default(WorkerEntrypoint):
             if address is None:
                 return _not_found()
             stub = getattr(self.env, address.binding).getByName(address.name)
-            return await stub.fetch(request.js_object)
+            return await stub.fetch(getattr(request, "js_object", request))
         import asgi
 
-        return await asgi.fetch(_get_app(), request.js_object, self.env)
+        return await asgi.fetch(_get_app(), getattr(request, "js_object", request), self.env)
 
     async def scheduled(self, controller, env, ctx):
         event = ScheduledEvent(

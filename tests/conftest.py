@@ -34,7 +34,9 @@ def dev_server(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
             config = project / "wrangler.toml"
             text = (ROOT / "wrangler.toml").read_text()
             text = text.replace('main = "src/entry.py"', f'main = "{ROOT}/src/entry.py"')
-            text = text.replace('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')
+            text = text.replace(
+                'migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"'
+            )
             config.write_text(text)
             server = DevServer(tmp_path / f"state{len(servers)}", config=config, args=args)
         write_dev_vars(project, **({"JWT_SECRET": JWT_SECRET} | dev_vars))
@@ -44,4 +46,3 @@ def dev_server(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
     yield start
     for server in servers:
         server.stop()
-

@@ -70,7 +70,9 @@ def test_overdue_alarm_fires_at_start(dev_server: Callable[..., DevServer]) -> N
     time.sleep(1.0)  # the alarm falls due while nothing runs
     server.start()
     started = time.time() * 1000
-    state = wait_for(lambda: (s := httpx.get(f"{server.url}/probe/o/alarm").json())["runs"] and s, 5)
+    state = wait_for(
+        lambda: (s := httpx.get(f"{server.url}/probe/o/alarm").json())["runs"] and s, 5
+    )
     assert len(state["runs"]) == 1
     assert state["runs"][0]["at_ms"] >= armed
     assert state["runs"][0]["at_ms"] - started < 2000
@@ -119,7 +121,8 @@ async def test_websocket_hibernation_and_auto_response(
         wait_for(lambda: server.meter()["instances"]["Probe"] == 0, 5)
         await ws.send("again")  # wakes a fresh instance; the attachment survived
         assert await ws.recv() == "echo:again:alice"
-        state = httpx.get(f"{server.url}/probe/h/sockets").json()
+        async with httpx.AsyncClient() as client:
+            state = (await client.get(f"{server.url}/probe/h/sockets")).json()
         assert state["messages"] == 2
         assert state["sockets"] == 1
         assert state["auto_response_at"][0] is not None

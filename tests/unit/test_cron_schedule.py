@@ -1,6 +1,7 @@
 """cron.schedule: Cloudflare Cron Trigger expressions (UTC, day of week 1-7 with 1 = Sunday)."""
 
 from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

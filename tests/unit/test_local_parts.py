@@ -40,14 +40,16 @@ def test_wrangler_toml_environments() -> None:
     dev = load(ROOT / "wrangler.toml")
     assert dev.vars["ENVIRONMENT"] == "development"
     assert [b.binding for b in dev.d1] == ["DB"]
-    assert {(b.name, b.class_name) for b in dev.durable_objects} == {("RATE_LIMITER", "RateLimiter")}
+    assert {(b.name, b.class_name) for b in dev.durable_objects} == {
+        ("RATE_LIMITER", "RateLimiter")
+    }
     assert dev.sqlite_classes == {"RateLimiter"}
     assert "*/5 * * * *" in dev.crons
     staging = load(ROOT / "wrangler.toml", "staging")
     assert staging.vars["ENVIRONMENT"] == "staging"
     assert staging.name == "apiary-staging"
     assert staging.crons != dev.crons
-    with pytest.raises(ConfigError, match="no \\[env.qa\\]"):
+    with pytest.raises(ConfigError, match=r"no \[env\.qa\]"):
         load(ROOT / "wrangler.toml", "qa")
 
 
@@ -66,7 +68,9 @@ def test_migrations_apply_once_and_roll_back_a_broken_one(tmp_path: Path) -> Non
     conn = connect(tmp_path / "db.sqlite")
     assert apply_migrations(conn, migrations) == ["0001_a.sql"]
     assert apply_migrations(conn, migrations) == []
-    (migrations / "0002_b.sql").write_text("CREATE TABLE b (x INTEGER);\nINSERT INTO nope VALUES (1);")
+    (migrations / "0002_b.sql").write_text(
+        "CREATE TABLE b (x INTEGER);\nINSERT INTO nope VALUES (1);"
+    )
     with pytest.raises(Exception, match="nope"):
         apply_migrations(conn, migrations)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}

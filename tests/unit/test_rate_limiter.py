@@ -53,7 +53,9 @@ async def test_sliding_window(limiter: tuple[RateLimiter, StepClock]) -> None:
 
 
 @pytest.mark.anyio
-async def test_boundary_burst_cannot_double_the_limit(limiter: tuple[RateLimiter, StepClock]) -> None:
+async def test_boundary_burst_cannot_double_the_limit(
+    limiter: tuple[RateLimiter, StepClock],
+) -> None:
     rl, clock = limiter
     clock.ms = 59_000
     assert all([(await rl.acquire(3, 60))["allowed"] for _ in range(3)])

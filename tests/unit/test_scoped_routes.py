@@ -59,7 +59,9 @@ def bearer(*scopes: str) -> dict[str, str]:
         ((), 403),
     ],
 )
-async def test_scope_matrix(client: httpx.AsyncClient, scopes: tuple[str, ...], status: int) -> None:
+async def test_scope_matrix(
+    client: httpx.AsyncClient, scopes: tuple[str, ...], status: int
+) -> None:
     async with client:
         response = await client.get("/guarded", headers=bearer(*scopes))
     assert response.status_code == status

@@ -18,7 +18,9 @@ def b64(value: object) -> str:
 
 
 def test_round_trip() -> None:
-    token = mint(subject="s1", scopes=["tasks:read", "cron:run"], now_s=NOW, ttl_s=60, secret=SECRET)
+    token = mint(
+        subject="s1", scopes=["tasks:read", "cron:run"], now_s=NOW, ttl_s=60, secret=SECRET
+    )
     claims = decode(token, SECRET, now_s=NOW + 59)
     assert claims.subject == "s1"
     assert claims.scopes == {"tasks:read", "cron:run"}
@@ -59,7 +61,9 @@ def test_rejections(token: str, reason: str) -> None:
 
 
 def test_signature_covers_claims() -> None:
-    header, _, signature = encode({"sub": "x", "exp": NOW + 9, "scope": "tasks:read"}, SECRET).split(".")
+    header, _, signature = encode(
+        {"sub": "x", "exp": NOW + 9, "scope": "tasks:read"}, SECRET
+    ).split(".")
     forged = f"{header}.{b64({'sub': 'x', 'exp': NOW + 9, 'scope': 'admin'})}.{signature}"
     with pytest.raises(InvalidToken, match="signature"):
         decode(forged, SECRET, now_s=NOW)

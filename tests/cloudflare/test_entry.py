@@ -1,0 +1,290 @@
+"""entry.py, the Durable Object shells and the Cloudflare adapters, on the real Workers SDK.
+
+Only the JS layer is faked (see jsfake); a wrong class name, signature or conversion fails here
+rather than on Cloudflare.
+"""
+
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auth.tokens import mint
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "cloudflare-test-secret-0123456789"
+pytestmark = pytest.mark.usefixtures("jsfake")
+
+
+@pytest.fixture(scope="module")
+def entry(jsfake: Any) -> Any:
+    import entry as module
+
+    yield module
+    for name in [n for n in sys.modules if n == "entry" or n.startswith("cloudflare_adapters")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def db(jsfake: Any) -> Any:
+    database = jsfake.FakeD1Database()
+    database.apply_migrations(str(ROOT / "migrations"))
+    return database
+
+
+@pytest.fixture
+def env(jsfake: Any, db: Any, entry: Any) -> Any:
+    def limiter(object_id: Any) -> Any:
+        return entry.RateLimiter(jsfake.FakeDurableObjectState(object_id), raw_env)
+
+    namespace = jsfake.FakeDurableObjectNamespace(factory=limiter, python_entrypoint=True)
+    raw_env = jsfake.make_env(
+        DB=db,
+        RATE_LIMITER=namespace,
+        ENVIRONMENT="production",
+        CORS_ORIGINS="https://apiary.example",
+        JWT_SECRET=SECRET,
+    )
+    return raw_env
+
+
+async def serve(jsfake: Any, entry: Any, env: Any, url: str, **kwargs: Any) -> Any:
+    from workers import Request
+
+    worker = entry.Default(jsfake.FakeExecutionContext(), env)
+    return await worker.fetch(Request(jsfake.make_request(url, **kwargs)))
+
+
+def test_every_wrangler_class_is_exported(entry: Any) -> None:
+    from workers import DurableObject
+
+    config = tomllib.loads((ROOT / "wrangler.toml").read_text())
+    sections = [config, *config.get("env", {}).values()]
+    class_names = {
+        binding["class_name"]
+        for section in sections
+        for binding in section.get("durable_objects", {}).get("bindings", [])
+    }
+    sqlite_classes = {c for m in config["migrations"] for c in m.get("new_sqlite_classes", [])}
+    assert class_names
+    assert class_names <= sqlite_classes
+    for name in class_names:
+        exported = getattr(entry, name)
+        assert issubclass(exported, DurableObject)
+        assert exported.__name__ == name
+        assert name in entry.WORKER.durable_objects
+    assert issubclass(entry.Default, __import__("workers").WorkerEntrypoint)
+
+
+@pytest.mark.anyio
+async def test_health_through_the_asgi_adapter(jsfake: Any, entry: Any, env: Any) -> None:
+    response = await serve(
+        jsfake, entry, env, "https://apiary.example/health", headers={"X-Correlation-ID": "cf-1"}
+    )
+    assert response.status == 200
+    assert response.headers.get("x-correlation-id") == "cf-1"
+    body = json.loads(await response.text())
+    assert body["environment"] == "production"
+    assert body["checks"] == {"database": "ok"}
+    assert body["status"] == "ok"
+
+
+@pytest.mark.anyio
+async def test_errors_and_auth_through_the_asgi_adapter(jsfake: Any, entry: Any, env: Any) -> None:
+    missing = await serve(jsfake, entry, env, "https://apiary.example/nope")
+    assert missing.status == 404
+    assert json.loads(await missing.text())["error"]["code"] == "not_found"
+
+    token = mint(
+        subject="cf", scopes=["tasks:read"], now_s=int(time.time()), ttl_s=60, secret=SECRET
+    )
+    whoami = await serve(
+        jsfake,
+        entry,
+        env,
+        "https://apiary.example/api/auth/whoami",
+        headers={"Authorization": f"Bearer {token}", "Origin": "https://apiary.example"},
+    )
+    assert whoami.status == 200
+    assert json.loads(await whoami.text())["scopes"] == ["tasks:read"]
+    assert whoami.headers.get("access-control-allow-origin") == "https://apiary.example"
+    refused = await serve(jsfake, entry, env, "https://apiary.example/api/auth/whoami")
+    assert refused.status == 401
+
+
+@pytest.mark.anyio
+async def test_websocket_upgrade_without_a_route_is_404(jsfake: Any, entry: Any, env: Any) -> None:
+    response = await serve(
+        jsfake, entry, env, "https://apiary.example/api/ws", headers={"Upgrade": "websocket"}
+    )
+    assert response.status == 404
+
+
+@pytest.mark.anyio
+async def test_scheduled_records_the_event_in_d1(
+    jsfake: Any, entry: Any, env: Any, db: Any
+) -> None:
+    worker = entry.Default(jsfake.FakeExecutionContext(), env)
+    controller = jsfake.make_controller("6 2 * * *", 1_800_000_000_000)
+    await worker.scheduled(controller, worker.env, jsfake.FakeExecutionContext())
+    rows = db.query("SELECT cron, scheduled_time FROM cron_events")
+    assert rows == [{"cron": "6 2 * * *", "scheduled_time": "2027-01-15T08:00:00.000Z"}]
+
+
+@pytest.mark.anyio
+async def test_rate_limiter_over_rpc_through_the_shell(jsfake: Any, entry: Any, env: Any) -> None:
+    from workers.rpc import _EnvWrapper
+
+    from cloudflare_adapters.services import services_from_env
+
+    services = services_from_env(_EnvWrapper(env))
+    stub = services.namespace("RATE_LIMITER").get("invites:s1")
+    first = await stub.call("acquire", 2, 60)
+    assert first == {"allowed": True, "remaining": 1, "retry_after_s": 0}
+    assert (await stub.call("acquire", 2, 60))["allowed"] is True
+    refused = await stub.call("acquire", 2, 60)
+    assert refused["allowed"] is False
+    assert 1 <= refused["retry_after_s"] <= 60
+    other = services.namespace("RATE_LIMITER").get("invites:s2")
+    assert (await other.call("acquire", 2, 60))["allowed"] is True
+    with pytest.raises(LookupError, match="NOPE"):
+        services.namespace("NOPE")
+
+
+# --- the shell, with a logic class that uses every hook -----------------------------------
+
+
+def _room_class() -> type:
+    from durable.base import (
+        AlarmInfo,
+        DurableObjectLogic,
+        ObjectRequest,
+        ObjectResponse,
+        rpc,
+    )
+
+    class Room(DurableObjectLogic):
+        def on_start(self) -> None:
+            self.ctx.storage.exec("CREATE TABLE IF NOT EXISTS seen (what TEXT)")
+            self.ctx.sockets.set_auto_response("ping", "pong")
+
+        async def on_request(self, request: ObjectRequest) -> ObjectResponse:
+            if request.is_websocket_upgrade:
+                socket = self.ctx.sockets.accept(
+                    tags=["room", request.query["who"]], attachment={"who": request.query["who"]}
+                )
+                socket.send("welcome")
+                return ObjectResponse.upgrade(socket)
+            return ObjectResponse.json({"path": request.path, "body": request.json()}, 201)
+
+        async def on_socket_message(self, socket: Any, message: str | bytes) -> None:
+            self.ctx.storage.exec("INSERT INTO seen VALUES (?)", f"msg:{message!r}")
+            socket.send(f"{socket.attachment['who']}:{socket.tags}")
+
+        async def on_socket_close(self, socket: Any, code: int, reason: str) -> None:
+            self.ctx.storage.exec("INSERT INTO seen VALUES (?)", f"close:{code}:{reason}")
+
+        async def on_alarm(self, info: AlarmInfo) -> None:
+            self.ctx.storage.exec("INSERT INTO seen VALUES (?)", f"alarm:{info.retry_count}")
+
+        @rpc
+        async def arm(self, at_ms: int) -> int | None:
+            await self.ctx.storage.set_alarm(at_ms)
+            return await self.ctx.storage.get_alarm()
+
+        @rpc
+        async def seen(self) -> list[str]:
+            return [r["what"] for r in self.ctx.storage.exec("SELECT what FROM seen")]
+
+        @rpc
+        async def atomic(self) -> None:
+            def write_then_fail() -> None:
+                self.ctx.storage.exec("INSERT INTO seen VALUES ('rolled back')")
+                raise LookupError("undo me")
+
+            self.ctx.storage.transaction(write_then_fail)
+
+    return Room
+
+
+@pytest.mark.anyio
+async def test_shell_hooks_websockets_and_alarms(jsfake: Any, env: Any, entry: Any) -> None:
+    from workers import Request
+
+    from cloudflare_adapters.shell import durable_object_class
+
+    Room = durable_object_class("Room", _room_class())
+    state = jsfake.FakeDurableObjectState(name="r1")
+    room = Room(state, env)
+
+    plain = await room.fetch(
+        Request(jsfake.make_request("https://do/x", method="POST", body='{"a": 1}'))
+    )
+    assert plain.status == 201
+    assert json.loads(await plain.text()) == {"path": "/x", "body": {"a": 1}}
+
+    upgrade = await room.fetch(
+        Request(jsfake.make_request("https://do/ws?who=ann", headers={"Upgrade": "websocket"}))
+    )
+    assert upgrade.status == 101
+    client = upgrade.js_object.webSocket
+    (server,) = state.getWebSockets("room")
+    assert client.received == ["welcome"]
+
+    assert await state.deliver_message(server, "ping", room) is False  # auto-response: no wake
+    assert await state.deliver_message(server, "hi", room) is True
+    assert await state.deliver_message(server, b"\x01", room) is True
+    assert client.received == ["welcome", "pong", "ann:['room', 'ann']", "ann:['room', 'ann']"]
+    await state.deliver_close(server, room, 1001, "going away")
+
+    armed = await room.arm(1_900_000_000_000)
+    assert armed == 1_900_000_000_000
+    alarm_info = jsfake.js_value({"retryCount": 2, "isRetry": True})
+    await room.alarm(alarm_info)
+
+    with pytest.raises(LookupError, match="undo me"):
+        await room.atomic()
+    # Called directly (not through a stub) a shell's RPC method returns the JS value it sends.
+    assert (await room.seen()).to_py() == [
+        "msg:'hi'",
+        "msg:b'\\x01'",
+        "close:1001:going away",
+        "alarm:2",
+    ]
+
+
+@pytest.mark.anyio
+async def test_d1_adapter_contract(jsfake: Any, db: Any) -> None:
+    from workers.rpc import _EnvWrapper
+
+    from cloudflare_adapters.d1 import D1Database
+    from ports import PortError, Statement
+
+    d1 = D1Database(_EnvWrapper(jsfake.make_env(DB=db)).DB)
+    await d1.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)")
+    inserted = await d1.execute("INSERT INTO t VALUES (?, ?)", "a", None)
+    assert inserted.changes == 1
+    assert (await d1.execute("SELECT k, v FROM t")).rows == [{"k": "a", "v": None}]
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        await d1.execute("SELECT ?", 2**60)
+    with pytest.raises(PortError):
+        await d1.batch(
+            [
+                Statement("INSERT INTO t VALUES ('b', 'x')"),
+                Statement("INSERT INTO t VALUES ('a', 'dup')"),
+            ]
+        )
+    assert [r["k"] for r in (await d1.execute("SELECT k FROM t ORDER BY k")).rows] == ["a"]
+    results = await d1.batch(
+        [
+            Statement("INSERT INTO t VALUES (?, ?)", ("c", "1")),
+            Statement("SELECT COUNT(*) AS n FROM t"),
+        ]
+    )
+    assert results[1].rows == [{"n": 2}]
+    with pytest.raises(PortError):
+        await d1.execute("SELECT * FROM missing")
