@@ -2,6 +2,7 @@
 
     apiary dev    [--config wrangler.toml] [--env NAME] [--state DIR] [--port 8787] ...
     apiary token  --scope SCOPE [--scope ...] [--ttl 1h] [--subject NAME]
+    apiary backend --apiary URL --admin-token TOKEN [...]   (the reference backend)
 
 `src/` is imported the way Cloudflare imports it: as the import root, found from `main` in
 wrangler.toml. So nothing from `src/` is imported before the config is read.
@@ -122,6 +123,11 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["backend"]:
+        from apiary_local import reference_backend
+
+        return reference_backend.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return _dev(args) if args.command == "dev" else _token(args)

@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,44 @@ from services import Services
 log = get_logger("objects")
 ALARM_MAX_RETRIES = 6
 ALARM_FIRST_BACKOFF_MS = 2000
+
+
+class _Gated:
+    """Wraps a port so each call first commits the object's pending writes.
+
+    Cloudflare's output gate holds every outgoing message (fetch, RPC, D1) until the writes
+    before it are durable; committing first gives the same guarantee here.
+    """
+
+    def __init__(self, inner: Any, storage: LocalObjectStorage) -> None:
+        self._inner = inner
+        self._storage = storage
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def gated(*args: Any, **kwargs: Any) -> Any:
+            self._storage.checkpoint()
+            result = attribute(*args, **kwargs)
+            return _Gated(result, self._storage) if name == "get" else result
+
+        return gated
+
+
+class _GatedNamespaces(dict[str, Any]):
+    def __init__(self, namespaces: Any, storage: LocalObjectStorage) -> None:
+        super().__init__({k: _Gated(v, storage) for k, v in namespaces.items()})
+
+
+def _gated_services(services: Services, storage: LocalObjectStorage) -> Services:
+    return replace(
+        services,
+        database=_Gated(services.database, storage),
+        http=_Gated(services.http, storage),
+        namespaces=_GatedNamespaces(services.namespaces, storage),
+    )
 
 
 def object_id(class_name: str, name: str) -> str:
@@ -221,7 +259,7 @@ class ObjectHost:
                 self.dir / f"{slot.id}.sqlite", self.meter, self.class_name
             )
         if slot.instance is None:
-            services = self.services()
+            services = _gated_services(self.services(), slot.storage)
             slot.hub.now_ms = services.clock.now_ms
             context = ObjectContext(slot.id, slot.name, slot.storage, slot.hub, services)
             instance = self.logic(context)

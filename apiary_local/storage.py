@@ -48,6 +48,12 @@ class LocalObjectStorage:
         if self.conn.in_transaction:
             self.conn.execute("COMMIT")
 
+    def checkpoint(self) -> None:
+        """Make the event's writes so far durable before something leaves the object."""
+        if self.conn.in_transaction and self._savepoints == 0:
+            self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN")
+
     def rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")

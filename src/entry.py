@@ -54,3 +54,6 @@ class Default(WorkerEntrypoint):
 
 # Exported by name: wrangler.toml's `class_name`s (a test checks they match).
 RateLimiter = durable_object_class("RateLimiter", WORKER.durable_objects["RateLimiter"])
+ServerRegistry = durable_object_class("ServerRegistry", WORKER.durable_objects["ServerRegistry"])
+ServerInstance = durable_object_class("ServerInstance", WORKER.durable_objects["ServerInstance"])
+TaskManager = durable_object_class("TaskManager", WORKER.durable_objects["TaskManager"])

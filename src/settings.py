@@ -13,6 +13,15 @@ VARS = frozenset(
         "BACKEND_BASE",
         "CF_ACCOUNT_ID",
         "BROWSER_RUNNER_URL",
+        "PUBLIC_URL",
+        "HEALTH_INTERVAL_MIN_S",
+        "HEALTH_INTERVAL_MAX_S",
+        "HEALTH_CHECK_TIMEOUT_S",
+        "HEARTBEAT_TTL_S",
+        "SERVER_STALE_AFTER_S",
+        "TASK_WAIT_POLL_S",
+        "DISPATCH_TIMEOUT_S",
+        "DISPATCH_TRIES",
     }
 )
 SECRETS = frozenset(

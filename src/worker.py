@@ -13,6 +13,9 @@ from api.app import create_app
 from cron.dispatch import ScheduledEvent, on_scheduled
 from durable.base import DurableObjectLogic
 from durable.rate_limiter import RateLimiter
+from durable.server_instance import ServerInstance
+from durable.server_registry import ServerRegistry
+from durable.task_manager import TaskManager
 from services import Services, ServicesProvider
 
 
@@ -37,7 +40,12 @@ def websocket_route(path: str) -> ObjectAddress | None:
 
 WORKER = WorkerDefinition(
     create_app=create_app,
-    durable_objects={"RateLimiter": RateLimiter},
+    durable_objects={
+        "RateLimiter": RateLimiter,
+        "ServerRegistry": ServerRegistry,
+        "ServerInstance": ServerInstance,
+        "TaskManager": TaskManager,
+    },
     scheduled=on_scheduled,
     websocket_route=websocket_route,
 )

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import JWT_SECRET, PROBE_DIR, ROOT, DevServer, write_dev_vars
+from tests.harness import JWT_SECRET, PROBE_DIR, ROOT, Backend, DevServer, write_dev_vars
 
 
 @pytest.fixture
@@ -39,10 +39,26 @@ def dev_server(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
             )
             config.write_text(text)
             server = DevServer(tmp_path / f"state{len(servers)}", config=config, args=args)
-        write_dev_vars(project, **({"JWT_SECRET": JWT_SECRET} | dev_vars))
+        defaults = {"JWT_SECRET": JWT_SECRET, "PUBLIC_URL": server.url}
+        write_dev_vars(project, **(defaults | dev_vars))
         servers.append(server)
         return server.start()
 
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
+    """Factory: a running reference backend, registered with the given apiary."""
+    backends: list[Backend] = []
+
+    def start(apiary: DevServer, *args: str, name: str | None = None) -> Backend:
+        backend = Backend(apiary, name or f"b{len(backends)}", tmp_path, args)
+        backends.append(backend)
+        return backend.start()
+
+    yield start
+    for backend in backends:
+        backend.kill()

@@ -100,3 +100,57 @@ class DevServer:
 def write_dev_vars(directory: Path, **values: str) -> None:
     text = "".join(f'{k}="{v}"\n' for k, v in values.items())
     (directory / ".dev.vars").write_text(text)
+
+
+def admin_token(scopes: tuple[str, ...] = ("admin",), ttl_s: int = 3600) -> str:
+    from auth.tokens import mint
+
+    return mint(
+        subject="tests", scopes=list(scopes), now_s=int(time.time()), ttl_s=ttl_s, secret=JWT_SECRET
+    )
+
+
+class Backend:
+    """A reference backend process (`apiary backend`), registered with `apiary`."""
+
+    def __init__(self, apiary: DevServer, name: str, work: Path, args: tuple[str, ...]) -> None:
+        self.apiary = apiary
+        self.name = name
+        self.port = free_port()
+        self.args = args
+        self.log_path = work / f"backend-{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.server_id: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 15.0) -> Backend:
+        command = [
+            str(APIARY), "backend", "--apiary", self.apiary.url, "--admin-token", admin_token(),
+            "--name", self.name, "--port", str(self.port), *self.args,
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"backend exited:\n{self.log_path.read_text()}")
+            try:
+                self.server_id = httpx.get(f"{self.url}/stats", timeout=0.5).json()["server_id"]
+            except httpx.HTTPError:
+                pass
+            if self.server_id:
+                return self
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"backend did not register:\n{self.log_path.read_text()}")
+
+    def stats(self) -> dict:
+        return httpx.get(f"{self.url}/stats").json()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)

@@ -5,7 +5,7 @@ Nothing runs in lifespan: the Workers ASGI adapter runs lifespan around every re
 
 from fastapi import FastAPI
 
-from api import errors, health, whoami
+from api import errors, health, servers, tasks, whoami
 from api.cors import CorsMiddleware
 from api.edge import EdgeMiddleware
 from services import ServicesProvider
@@ -24,6 +24,8 @@ def create_app(services: ServicesProvider) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(whoami.router)
+    app.include_router(servers.router)
+    app.include_router(tasks.router)
     # Added last = outermost: the edge sees every request and response.
     app.add_middleware(CorsMiddleware, services=services)
     app.add_middleware(EdgeMiddleware)

@@ -18,6 +18,28 @@ from services import Services
 _bearer = HTTPBearer(auto_error=False, description="JWT, HS256, with `exp` and `scope`")
 
 
+SERVER_SCOPE = "server"
+
+
+def server_of(claims: Claims) -> str | None:
+    """The server a server credential speaks for (None for every other token)."""
+    server_id = claims.raw.get("server_id")
+    return server_id if SERVER_SCOPE in claims.scopes and isinstance(server_id, str) else None
+
+
+def authorize(claims: Claims, *, server_id: str | None, any_of: tuple[str, ...]) -> str | None:
+    """For routes open to one server's credential or to user scopes: returns the server id
+    when a server credential is speaking, else None; raises Forbidden otherwise."""
+    speaking_for = server_of(claims)
+    if speaking_for is not None:
+        if server_id is not None and speaking_for != server_id:
+            raise Forbidden("this credential belongs to another server")
+        return speaking_for
+    if not scope_rules.grants(claims.scopes, any_of):
+        raise Forbidden(f"requires scope {' or '.join(any_of)}")
+    return None
+
+
 def require(*any_of: str) -> Callable[..., Claims]:
     def dependency(
         request: Request,

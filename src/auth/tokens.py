@@ -56,8 +56,17 @@ def encode(claims: dict[str, Any], secret: str) -> str:
     return signing_input + "." + _b64encode(_sign(signing_input.encode("ascii"), secret))
 
 
-def mint(*, subject: str, scopes: list[str], now_s: int, ttl_s: int, secret: str) -> str:
+def mint(
+    *,
+    subject: str,
+    scopes: list[str],
+    now_s: int,
+    ttl_s: int,
+    secret: str,
+    extra: dict[str, Any] | None = None,
+) -> str:
     claims = {
+        **(extra or {}),
         "sub": subject,
         "scope": " ".join(scopes),
         "iat": now_s,

@@ -40,10 +40,10 @@ def test_wrangler_toml_environments() -> None:
     dev = load(ROOT / "wrangler.toml")
     assert dev.vars["ENVIRONMENT"] == "development"
     assert [b.binding for b in dev.d1] == ["DB"]
-    assert {(b.name, b.class_name) for b in dev.durable_objects} == {
-        ("RATE_LIMITER", "RateLimiter")
-    }
-    assert dev.sqlite_classes == {"RateLimiter"}
+    bindings = {(b.name, b.class_name) for b in dev.durable_objects}
+    assert ("RATE_LIMITER", "RateLimiter") in bindings
+    assert ("TASK_MANAGER", "TaskManager") in bindings
+    assert {b.class_name for b in dev.durable_objects} == dev.sqlite_classes
     assert "*/5 * * * *" in dev.crons
     staging = load(ROOT / "wrangler.toml", "staging")
     assert staging.vars["ENVIRONMENT"] == "staging"
@@ -135,3 +135,29 @@ def test_meter_billing() -> None:
     assert snapshot["objects"]["X"]["do_ws_messages"] == 41
     meter.reset()
     assert meter.snapshot()["totals"] == {}
+
+
+def test_ids_sort_in_minting_order_within_a_millisecond() -> None:
+    from ids import looks_like, new_id
+
+    minted = [new_id(1_800_000_000_000, prefix="x_") for _ in range(500)]
+    assert minted == sorted(minted)
+    assert len(set(minted)) == 500
+    assert all(looks_like(i, "x_") for i in minted)
+    assert new_id(1_700_000_000_000) > minted[-1][2:]  # a clock that goes back keeps the order
+    assert not looks_like("x_short", "x_")
+
+
+def test_checkpoint_makes_writes_visible_to_other_readers(tmp_path: Path) -> None:
+    import sqlite3
+
+    storage = LocalObjectStorage(tmp_path / "o.sqlite", Meter(), "T")
+    storage.begin()
+    storage.exec("CREATE TABLE t (x INTEGER)")
+    storage.exec("INSERT INTO t VALUES (1)")
+    reader = sqlite3.connect(tmp_path / "o.sqlite")
+    assert reader.execute("SELECT name FROM sqlite_master WHERE name = 't'").fetchall() == []
+    storage.checkpoint()  # what the gate does before an outbound call
+    assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
+    reader.close()
+    storage.close()

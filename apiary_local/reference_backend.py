@@ -1,0 +1,212 @@
+"""The reference backend: a real server that speaks apiary's backend contract.
+
+    apiary backend --apiary http://127.0.0.1:8787 --admin-token TOKEN --name worker-1 \
+        [--port 9001] [--capabilities cpu,gpu] [--capacity 8] [--work-ms 200] [--fail-rate 0.1] \
+        [--reject 500:2] [--hang] [--heartbeat-s 5]
+
+The contract (see the README): apiary sends `POST /tasks` with `{id, type, payload, attempt,
+lease_id, timeout_s, callback_url}` and `X-Apiary-Lease`; the backend answers 2xx at once,
+works, then calls `PUT callback_url` with its server credential, the lease, and
+`{status: succeeded|failed, result?, error?}`. It serves `GET /health`. This one registers
+itself with an admin token at start, heartbeats, and counts what happened at `GET /stats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+CALLBACK_TRIES = 5
+
+
+@dataclass
+class Behaviour:
+    work_ms: int = 200
+    fail_rate: float = 0.0
+    reject_status: int = 0
+    reject_times: int = 0
+    hang: bool = False
+
+
+@dataclass
+class Backend:
+    apiary: str
+    behaviour: Behaviour
+    name: str
+    capabilities: list[str]
+    capacity: int
+    admin_token: str | None
+    heartbeat_s: float
+    url: str = ""
+    server_id: str | None = None
+    credential: str | None = None
+    stats: Counter[str] = field(default_factory=Counter)
+    completed: Counter[str] = field(default_factory=Counter)  # task id -> acknowledged outcomes
+    active: int = 0
+    random: random.Random = field(default_factory=random.Random)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def register(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            f"{self.apiary}/api/servers",
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            json={
+                "name": self.name,
+                "url": self.url,
+                "capabilities": self.capabilities,
+                "capacity": self.capacity,
+            },
+        )
+        response.raise_for_status()
+        body = response.json()
+        self.server_id = body["server"]["id"]
+        self.credential = body["credential"]
+
+    async def join(self, client: httpx.AsyncClient) -> None:
+        """Once this server answers its own /health, register (apiary checks it at once)."""
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{self.url}/health")).is_success:
+                    break
+            await asyncio.sleep(0.05)
+        if self.admin_token:
+            await self.register(client)
+            await self.heartbeats(client)
+
+    async def heartbeats(self, client: httpx.AsyncClient) -> None:
+        while self.heartbeat_s > 0:
+            await asyncio.sleep(self.heartbeat_s)
+            with contextlib.suppress(httpx.HTTPError):
+                await client.post(
+                    f"{self.apiary}/api/servers/{self.server_id}/heartbeat",
+                    headers={"Authorization": f"Bearer {self.credential}"},
+                    json={"load": self.active / self.capacity, "active_tasks": self.active},
+                )
+
+    async def work(self, task: dict[str, Any], lease: str) -> None:
+        self.active += 1
+        try:
+            await asyncio.sleep(self.behaviour.work_ms / 1000)
+            if self.random.random() < self.behaviour.fail_rate:
+                outcome = {"status": "failed", "error": "reference backend failed on purpose"}
+            else:
+                outcome = {
+                    "status": "succeeded",
+                    "result": {"worker": self.name, "echo": task.get("payload")},
+                }
+        finally:
+            self.active -= 1
+        url = task.get("callback_url") or f"{self.apiary}/api/task/{task['id']}"
+        headers = {"Authorization": f"Bearer {self.credential}", "X-Apiary-Lease": lease}
+        async with httpx.AsyncClient(timeout=10) as client:
+            for attempt in range(CALLBACK_TRIES):
+                try:
+                    response = await client.put(url, json=outcome, headers=headers)
+                except httpx.HTTPError:
+                    self.stats["callback_errors"] += 1
+                else:
+                    if response.status_code < 500:
+                        key = "callbacks_accepted" if response.is_success else "callbacks_refused"
+                        self.stats[key] += 1
+                        if response.is_success:
+                            self.completed[task["id"]] += 1
+                        return
+                    self.stats["callback_errors"] += 1
+                await asyncio.sleep(0.2 * 2**attempt)
+
+    async def accept(self, request: Request) -> Response:
+        self.stats["dispatches"] += 1
+        behaviour = self.behaviour
+        if behaviour.hang:
+            await asyncio.Event().wait()  # until the caller gives up
+        if behaviour.reject_times > 0:
+            behaviour.reject_times -= 1
+            self.stats["rejected"] += 1
+            return JSONResponse({"error": "rejected on purpose"}, behaviour.reject_status)
+        task = await request.json()
+        lease = request.headers.get("x-apiary-lease", task.get("lease_id", ""))
+        self.stats["accepted"] += 1
+        job = asyncio.create_task(self.work(task, lease))
+        self.tasks.add(job)
+        job.add_done_callback(self.tasks.discard)
+        return JSONResponse({"accepted": task["id"]}, 202)
+
+    async def health(self, _: Request) -> Response:
+        return JSONResponse({"status": "ok", "active": self.active})
+
+    async def report(self, _: Request) -> Response:
+        return JSONResponse(
+            {
+                "server_id": self.server_id,
+                "stats": dict(self.stats),
+                "completed": dict(self.completed),
+            }
+        )
+
+
+def build_app(backend: Backend) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> Any:
+        async with httpx.AsyncClient(timeout=10) as client:
+            joining = asyncio.create_task(backend.join(client))
+            try:
+                yield
+            finally:
+                joining.cancel()
+
+    return Starlette(
+        routes=[
+            Route("/tasks", backend.accept, methods=["POST"]),
+            Route("/health", backend.health),
+            Route("/stats", backend.report),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="apiary backend", description=__doc__.split("\n")[0])
+    parser.add_argument("--apiary", default="http://127.0.0.1:8787")
+    parser.add_argument("--admin-token", help="a servers:admin token to self-register with")
+    parser.add_argument("--name", default="reference-backend")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--capabilities", default="", help="comma separated")
+    parser.add_argument("--capacity", type=int, default=8)
+    parser.add_argument("--work-ms", type=int, default=200)
+    parser.add_argument("--fail-rate", type=float, default=0.0)
+    parser.add_argument("--reject", default="", metavar="STATUS:COUNT")
+    parser.add_argument("--hang", action="store_true", help="never answer dispatches")
+    parser.add_argument("--heartbeat-s", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    status, _, count = args.reject.partition(":")
+    backend = Backend(
+        apiary=args.apiary.rstrip("/"),
+        behaviour=Behaviour(
+            work_ms=args.work_ms,
+            fail_rate=args.fail_rate,
+            reject_status=int(status or 0),
+            reject_times=int(count or 0),
+            hang=args.hang,
+        ),
+        name=args.name,
+        capabilities=[c for c in args.capabilities.split(",") if c],
+        capacity=args.capacity,
+        admin_token=args.admin_token,
+        heartbeat_s=args.heartbeat_s,
+        url=f"http://{args.host}:{args.port}",
+    )
+    uvicorn.run(build_app(backend), host=args.host, port=args.port, log_level="warning")
+    return 0

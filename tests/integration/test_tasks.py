@@ -1,0 +1,332 @@
+"""Tasks and the server registry through HTTP, with real reference backends on loopback."""
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import Backend, DevServer, admin_token
+
+pytestmark = pytest.mark.slow
+
+# Fast health checks so a dead server is noticed within seconds.
+FAST = {
+    "HEALTH_INTERVAL_MIN_S": "0.3",
+    "HEALTH_INTERVAL_MAX_S": "1",
+    "HEALTH_CHECK_TIMEOUT_S": "0.5",
+    "TASK_WAIT_POLL_S": "0.2",
+}
+ADMIN = {"Authorization": f"Bearer {admin_token()}"}
+TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
+
+
+def task(server: DevServer, task_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{server.url}/api/task/{task_id}", headers=ADMIN, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_terminal(server: DevServer, task_id: str, timeout_s: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = task(server, task_id)
+        if record["status"] in TERMINAL:
+            return record
+        time.sleep(0.1)
+    raise AssertionError(f"task {task_id} not finished: {record}")
+
+
+def submit(server: DevServer, **body: Any) -> dict[str, Any]:
+    response = httpx.post(
+        f"{server.url}/api/task", headers=ADMIN, json={"type": "echo", "payload": {}} | body
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def submit_many(server: DevServer, count: int, concurrency: int = 24) -> list[str]:
+    ids: list[str] = []
+    async with httpx.AsyncClient(base_url=server.url, headers=ADMIN, timeout=60) as client:
+        numbers = iter(range(count))
+
+        async def worker() -> None:
+            for n in numbers:
+                body = {"type": "echo", "payload": {"n": n}, "timeout_s": 10, "max_attempts": 4}
+                response = await client.post("/api/task", json=body)
+                assert response.status_code == 201, response.text
+                ids.append(response.json()["id"])
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ids
+
+
+@pytest.mark.timeout(180)
+def test_300_tasks_on_three_backends_survive_losing_one(
+    dev_server: Callable[..., DevServer], backend: Callable[..., Backend]
+) -> None:
+    server = dev_server(**FAST)
+    backends = [backend(server, "--capacity", "15", "--work-ms", "150") for _ in range(3)]
+    victim = backends[0]
+    ids = asyncio.run(submit_many(server, 300))
+    # Let the victim take work, then kill it while it holds tasks in flight.
+    time.sleep(1.0)
+    assert victim.stats()["stats"].get("accepted", 0) > 0
+    victim.kill()
+
+    deadline = time.monotonic() + 120
+    pending = set(ids)
+    records: dict[str, dict[str, Any]] = {}
+    while pending and time.monotonic() < deadline:
+        for task_id in list(pending):
+            record = task(server, task_id)
+            if record["status"] in TERMINAL:
+                records[task_id] = record
+                pending.discard(task_id)
+        time.sleep(0.3)
+    assert not pending, f"{len(pending)} tasks unfinished"
+
+    assert Counter(r["status"] for r in records.values()) == {"succeeded": 300}
+    for record in records.values():
+        outcomes = [a["outcome"] for a in record["attempts"]]
+        assert outcomes.count("succeeded") == 1, record
+        assert outcomes[-1] == "succeeded"
+    moved = [r for r in records.values() if len(r["attempts"]) > 1]
+    assert moved, "the dead server's tasks were not reassigned"
+    assert all(r["attempts"][0]["server_id"] == victim.server_id for r in moved)
+    assert all(r["server_id"] != victim.server_id for r in moved)
+
+    # Nothing acknowledged twice: each task's success was accepted from exactly one server.
+    completed = Counter()
+    for survivor in backends[1:]:
+        completed.update(survivor.stats()["completed"])
+    assert all(count == 1 for count in completed.values())
+    victim_done = {r["id"] for r in records.values() if r["server_id"] == victim.server_id}
+    assert set(completed) | victim_done == set(ids)
+    assert not set(completed) & victim_done
+
+    status = httpx.get(f"{server.url}/api/servers/{victim.server_id}", headers=ADMIN).json()
+    assert status["status"] == "offline"
+
+    listed = httpx.get(
+        f"{server.url}/api/tasks", headers=ADMIN, params={"status": "succeeded", "limit": 200}
+    ).json()
+    assert len(listed["tasks"]) == 200
+    assert listed["next_cursor"]
+
+
+def test_dispatch_retries_5xx_then_succeeds(
+    dev_server: Callable[..., DevServer], backend: Callable[..., Backend]
+) -> None:
+    server = dev_server(**FAST)
+    flaky = backend(server, "--reject", "500:2", "--work-ms", "50")
+    record = wait_terminal(server, submit(server)["id"])
+    assert record["status"] == "succeeded"
+    assert len(record["attempts"]) == 1
+    assert flaky.stats()["stats"]["dispatches"] == 3
+
+
+def test_dispatch_4xx_fails_without_retry(
+    dev_server: Callable[..., DevServer], backend: Callable[..., Backend]
+) -> None:
+    server = dev_server(**FAST)
+    strict = backend(server, "--reject", "400:5")
+    record = wait_terminal(server, submit(server)["id"])
+    assert record["status"] == "failed"
+    assert [a["outcome"] for a in record["attempts"]] == ["rejected"]
+    assert "HTTP 400" in record["error"]
+    assert strict.stats()["stats"]["dispatches"] == 1
+
+
+def test_hanging_backend_times_out_each_attempt(
+    dev_server: Callable[..., DevServer], backend: Callable[..., Backend]
+) -> None:
+    server = dev_server(**FAST)
+    backend(server, "--hang")
+    record = wait_terminal(server, submit(server, timeout_s=1, max_attempts=2)["id"])
+    assert record["status"] == "timed_out"
+    assert [a["outcome"] for a in record["attempts"]] == ["timed_out", "timed_out"]
+    assert "gave up after 2 attempts" in record["error"]
+
+
+def test_no_server_means_the_task_waits(dev_server: Callable[..., DevServer]) -> None:
+    server = dev_server(**FAST)
+    created = submit(server, required_capabilities=["gpu"])
+    time.sleep(1)
+    assert task(server, created["id"])["status"] == "pending"
+
+
+def test_fencing_and_transitions(
+    dev_server: Callable[..., DevServer], backend: Callable[..., Backend]
+) -> None:
+    # The hung dispatch holds the object (the local input gate is strict) for at most 1 s.
+    server = dev_server(**FAST, DISPATCH_TIMEOUT_S="1")
+    backend(server, "--hang")
+    other = httpx.post(
+        f"{server.url}/api/servers",
+        headers=ADMIN,
+        json={"name": "other", "url": "http://127.0.0.1:9", "capacity": 1},
+    ).json()
+    created = submit(server, timeout_s=30)
+    time.sleep(0.5)
+    record = task(server, created["id"])
+    assert record["status"] == "assigned"
+    stranger = {"Authorization": f"Bearer {other['credential']}"}
+    response = httpx.put(
+        f"{server.url}/api/task/{created['id']}",
+        headers=stranger,
+        json={"status": "succeeded"},
+        timeout=30,
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "lease_lost"
+
+    cancel = httpx.put(
+        f"{server.url}/api/task/{created['id']}",
+        headers=ADMIN,
+        json={"status": "cancelled"},
+        timeout=30,
+    )
+    assert cancel.status_code == 200
+    assert cancel.json()["status"] == "cancelled"
+    again = httpx.put(
+        f"{server.url}/api/task/{created['id']}",
+        headers=ADMIN,
+        json={"status": "running"},
+        timeout=30,
+    )
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "invalid_transition"
+
+
+def test_idempotency_key(dev_server: Callable[..., DevServer]) -> None:
+    server = dev_server(**FAST)
+    headers = ADMIN | {"Idempotency-Key": "order-17"}
+    body = {"type": "echo", "payload": {"order": 17}}
+    first = httpx.post(f"{server.url}/api/task", headers=headers, json=body)
+    second = httpx.post(f"{server.url}/api/task", headers=headers, json=body)
+    assert first.status_code == 201
+    assert second.status_code == 200
+    assert second.headers["idempotent-replayed"] == "true"
+    assert first.json()["id"] == second.json()["id"]
+    different = httpx.post(
+        f"{server.url}/api/task", headers=headers, json={"type": "echo", "payload": {"order": 18}}
+    )
+    assert different.status_code == 409
+    assert different.json()["error"]["code"] == "idempotency_conflict"
+    fresh = httpx.post(
+        f"{server.url}/api/task", headers=ADMIN | {"Idempotency-Key": "order-18"}, json=body
+    )
+    assert fresh.json()["id"] != first.json()["id"]
+
+
+def test_batch_list_filters_and_cursor(dev_server: Callable[..., DevServer]) -> None:
+    server = dev_server(**FAST)
+    tasks = [{"type": "a" if i % 2 else "b", "payload": {"i": i}} for i in range(30)]
+    created = httpx.post(f"{server.url}/api/tasks/batch", headers=ADMIN, json={"tasks": tasks})
+    assert created.status_code == 201
+    ids = [t["id"] for t in created.json()["tasks"]]
+    assert ids == sorted(ids)
+    seen, cursor = [], None
+    while True:
+        page = httpx.get(
+            f"{server.url}/api/tasks",
+            headers=ADMIN,
+            params={"type": "a", "limit": 4} | ({"cursor": cursor} if cursor else {}),
+        ).json()
+        seen += [t["id"] for t in page["tasks"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == sorted(ids[1::2], reverse=True)
+    too_many = httpx.post(f"{server.url}/api/tasks/batch", headers=ADMIN, json={"tasks": tasks * 4})
+    assert too_many.status_code == 422
+
+
+def test_heartbeat_and_cleanup_of_silent_servers(
+    dev_server: Callable[..., DevServer], backend: Callable[..., Backend]
+) -> None:
+    server = dev_server(**FAST, SERVER_STALE_AFTER_S="1.5", HEARTBEAT_TTL_S="30")
+    alive = backend(server, "--heartbeat-s", "0.3")
+    silent = backend(server, "--heartbeat-s", "0")
+    time.sleep(2.0)
+    removed = httpx.post(f"{server.url}/api/servers/cleanup", headers=ADMIN).json()
+    assert removed["removed"] == [silent.server_id]
+    listed = httpx.get(f"{server.url}/api/servers", headers=ADMIN).json()["servers"]
+    assert [s["id"] for s in listed] == [alive.server_id]
+    assert listed[0]["reported_active_tasks"] == 0
+    gone = httpx.get(f"{server.url}/api/servers/{silent.server_id}", headers=ADMIN)
+    assert gone.status_code == 404
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_under_load_loses_no_acknowledged_task(
+    dev_server: Callable[..., DevServer], backend: Callable[..., Backend]
+) -> None:
+    server = dev_server(**FAST)
+    backend(server, "--capacity", "10", "--work-ms", "300")
+    ids = asyncio.run(submit_many(server, 60, concurrency=6))
+    time.sleep(0.5)
+    server.kill()
+    server.start()
+    for task_id in ids:
+        assert wait_terminal(server, task_id, timeout_s=60)["status"] == "succeeded"
+
+
+ROUTES = [
+    ("POST", "/api/servers", {"name": "x", "url": "http://127.0.0.1:9", "capacity": 1},
+     ("servers:admin",)),
+    ("GET", "/api/servers", None, ("servers:admin", "tasks:read")),
+    ("GET", "/api/servers/srv_00000000000000000000000000", None, ("servers:admin", "tasks:read")),
+    ("DELETE", "/api/servers/srv_00000000000000000000000000", None, ("servers:admin",)),
+    ("POST", "/api/servers/srv_00000000000000000000000000/heartbeat", {}, ("servers:admin",)),
+    ("POST", "/api/servers/cleanup", None, ("servers:admin",)),
+    ("POST", "/api/task", {"type": "t"}, ("tasks:write",)),
+    ("POST", "/api/tasks/batch", {"tasks": [{"type": "t"}]}, ("tasks:write",)),
+    ("GET", "/api/task/tsk_00000000000000000000000000", None, ("tasks:read",)),
+    ("PUT", "/api/task/tsk_00000000000000000000000000", {"status": "running"}, ("tasks:write",)),
+    ("GET", "/api/tasks", None, ("tasks:read",)),
+]  # fmt: skip
+
+
+def test_every_route_by_scope(dev_server: Callable[..., DevServer]) -> None:
+    server = dev_server(**FAST)
+    for method, path, body, scopes in ROUTES:
+        url = f"{server.url}{path}"
+        anonymous = httpx.request(method, url, json=body)
+        assert anonymous.status_code == 401, (method, path)
+        wrong = [s for s in ("swarms:admin", "cron:run", "tasks:read") if s not in scopes][0]
+        headers = {"Authorization": f"Bearer {admin_token((wrong,))}"}
+        forbidden = httpx.request(method, url, json=body, headers=headers)
+        assert forbidden.status_code == 403, (method, path, forbidden.text)
+        for scope in scopes:
+            allowed = httpx.request(
+                method, url, json=body, headers={"Authorization": f"Bearer {admin_token((scope,))}"}
+            )
+            assert allowed.status_code not in (401, 403), (method, path, scope, allowed.text)
+
+
+BAD_BODIES = [
+    ("/api/task", {}),
+    ("/api/task", {"type": "bad type!"}),
+    ("/api/task", {"type": "t", "timeout_s": 0}),
+    ("/api/task", {"type": "t", "max_attempts": 99}),
+    ("/api/task", {"type": "t", "payload": "x" * (256 * 1024)}),
+    ("/api/task", {"type": "t", "surprise": 1}),
+    ("/api/servers", {"name": "n", "url": "not a url", "capacity": 1}),
+    ("/api/servers", {"name": "n", "url": "http://h", "capacity": 0}),
+    ("/api/tasks/batch", {"tasks": []}),
+]
+
+
+def test_bad_bodies_are_422(dev_server: Callable[..., DevServer]) -> None:
+    server = dev_server()
+    for path, body in BAD_BODIES:
+        response = httpx.post(f"{server.url}{path}", headers=ADMIN, json=body)
+        assert response.status_code == 422, (path, body, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "invalid_input"
+        assert error["correlation_id"] == response.headers["x-correlation-id"]
