@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -137,10 +138,8 @@ class Backend:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"backend exited:\n{self.log_path.read_text()}")
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 self.server_id = httpx.get(f"{self.url}/stats", timeout=0.5).json()["server_id"]
-            except httpx.HTTPError:
-                pass
             if self.server_id:
                 return self
             time.sleep(0.05)

@@ -298,7 +298,7 @@ def test_every_route_by_scope(dev_server: Callable[..., DevServer]) -> None:
         url = f"{server.url}{path}"
         anonymous = httpx.request(method, url, json=body)
         assert anonymous.status_code == 401, (method, path)
-        wrong = [s for s in ("swarms:admin", "cron:run", "tasks:read") if s not in scopes][0]
+        wrong = next(s for s in ("swarms:admin", "cron:run", "tasks:read") if s not in scopes)
         headers = {"Authorization": f"Bearer {admin_token((wrong,))}"}
         forbidden = httpx.request(method, url, json=body, headers=headers)
         assert forbidden.status_code == 403, (method, path, forbidden.text)
