@@ -358,14 +358,19 @@ class ObjectHost:
             self.meter.count("do_alarms", object_class=self.class_name)
             with self.meter.cpu("do_cpu_ms", object_class=self.class_name):
                 storage.begin()
-                # Removed inside the event: if the process dies mid-handler, the removal is
-                # not committed and the alarm fires again at start-up (at least once).
-                await storage.delete_alarm()
+                # The firing alarm stays stored until the handler is done: if the process dies
+                # mid-handler, even after a checkpoint, it fires again at start-up.
+                storage.firing_ms = alarm[0]
                 storage.alarm_changed = False
                 try:
                     await instance.on_alarm(AlarmInfo(retry_count=retry_count))
                 except Exception:
                     self._after_failed_alarm(slot, storage, retry_count)
+                else:
+                    if not storage.alarm_changed:
+                        await storage.delete_alarm()
+                finally:
+                    storage.firing_ms = None
                 storage.alarm_changed = True  # re-arm from whatever alarm is stored now
                 self._commit(slot, storage)
                 await slot.hub.flush()
@@ -378,6 +383,7 @@ class ObjectHost:
         fields = {"object_class": self.class_name, "object": slot.name or slot.id}
         if retry_count >= ALARM_MAX_RETRIES:
             log.error("alarm failed; retries exhausted", exc_info=True, extra={"fields": fields})
+            storage.conn.execute("DELETE FROM __apiary_alarm")
             return
         delay = alarm_backoff_ms(retry_count)
         log.warning(

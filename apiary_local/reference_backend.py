@@ -57,6 +57,7 @@ class Backend:
     active: int = 0
     random: random.Random = field(default_factory=random.Random)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10))
 
     async def register(self, client: httpx.AsyncClient) -> None:
         response = await client.post(
@@ -110,21 +111,21 @@ class Backend:
             self.active -= 1
         url = task.get("callback_url") or f"{self.apiary}/api/task/{task['id']}"
         headers = {"Authorization": f"Bearer {self.credential}", "X-Apiary-Lease": lease}
-        async with httpx.AsyncClient(timeout=10) as client:
-            for attempt in range(CALLBACK_TRIES):
-                try:
-                    response = await client.put(url, json=outcome, headers=headers)
-                except httpx.HTTPError:
-                    self.stats["callback_errors"] += 1
-                else:
-                    if response.status_code < 500:
-                        key = "callbacks_accepted" if response.is_success else "callbacks_refused"
-                        self.stats[key] += 1
-                        if response.is_success:
-                            self.completed[task["id"]] += 1
-                        return
-                    self.stats["callback_errors"] += 1
-                await asyncio.sleep(0.2 * 2**attempt)
+        client = self.client
+        for attempt in range(CALLBACK_TRIES):
+            try:
+                response = await client.put(url, json=outcome, headers=headers)
+            except httpx.HTTPError:
+                self.stats["callback_errors"] += 1
+            else:
+                if response.status_code < 500:
+                    key = "callbacks_accepted" if response.is_success else "callbacks_refused"
+                    self.stats[key] += 1
+                    if response.is_success:
+                        self.completed[task["id"]] += 1
+                    return
+                self.stats["callback_errors"] += 1
+            await asyncio.sleep(0.2 * 2**attempt)
 
     async def accept(self, request: Request) -> Response:
         self.stats["dispatches"] += 1
@@ -159,12 +160,12 @@ class Backend:
 def build_app(backend: Backend) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> Any:
-        async with httpx.AsyncClient(timeout=10) as client:
-            joining = asyncio.create_task(backend.join(client))
-            try:
-                yield
-            finally:
-                joining.cancel()
+        joining = asyncio.create_task(backend.join(backend.client))
+        try:
+            yield
+        finally:
+            joining.cancel()
+            await backend.client.aclose()
 
     return Starlette(
         routes=[

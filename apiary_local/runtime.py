@@ -72,11 +72,12 @@ class LocalRuntime:
                     evict_after_s=evict_after_s,
                 )
             self.hosts[binding.name] = hosts_by_class[binding.class_name]
+        self.http = HttpxHttp()
         values = {**config.vars, **config.secrets}
         self.services = Services(
             database=self.databases[DATABASE_BINDING],
             namespaces={name: LocalNamespace(host) for name, host in self.hosts.items()},
-            http=HttpxHttp(),
+            http=self.http,
             clock=self.clock,
             config=Config(values, secret_names=SECRETS | frozenset(config.secrets)),
         )
@@ -109,6 +110,7 @@ class LocalRuntime:
             await host.stop()
         for database in self.databases.values():
             database.close()
+        await self.http.aclose()
 
     async def scheduled(self, cron: str, scheduled_time_ms: int) -> None:
         self.meter.count("worker_scheduled")

@@ -38,6 +38,7 @@ class LocalObjectStorage:
         self.conn.executescript(_SCHEMA)
         self._savepoints = 0
         self.alarm_changed = False
+        self.firing_ms: int | None = None  # the alarm whose handler is running
 
     # --- the event transaction (driven by the host) ---
 
@@ -97,7 +98,9 @@ class LocalObjectStorage:
 
     async def get_alarm(self) -> int | None:
         scheduled = self.alarm()
-        return scheduled[0] if scheduled else None
+        if scheduled is None or (scheduled[0] == self.firing_ms and not self.alarm_changed):
+            return None  # as on Cloudflare, the running alarm is no longer scheduled
+        return scheduled[0]
 
     async def set_alarm(self, epoch_ms: int) -> None:
         self.schedule_alarm(int(epoch_ms), retry_count=0)

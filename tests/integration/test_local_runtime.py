@@ -4,12 +4,13 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.harness import DevServer
+from tests.harness import ROOT, DevServer
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +77,26 @@ def test_overdue_alarm_fires_at_start(dev_server: Callable[..., DevServer]) -> N
     assert len(state["runs"]) == 1
     assert state["runs"][0]["at_ms"] >= armed
     assert state["runs"][0]["at_ms"] - started < 2000
+
+
+def test_alarm_interrupted_mid_handler_fires_again(dev_server: Callable[..., DevServer]) -> None:
+    server = dev_server(probe=True)
+    httpx.post(f"{server.url}/probe/i/arm", json={"in_ms": 0, "slow_ms": 20_000})
+    files = list((server.state / "objects" / "Probe").glob("*.sqlite"))
+    assert len(files) == 1
+
+    def runs_on_disk() -> int:
+        with closing(sqlite3.connect(files[0])) as db:
+            return db.execute("SELECT COUNT(*) FROM alarm_runs").fetchone()[0]
+
+    wait_for(runs_on_disk, 5)  # the handler started and checkpointed before its slow call
+    server.kill()
+    server.start()
+    state = wait_for(
+        lambda: len((s := httpx.get(f"{server.url}/probe/i/alarm").json())["runs"]) >= 2 and s, 10
+    )
+    assert [r["retry_count"] for r in state["runs"]] == [0, 0]
+    assert state["alarm"] is None
 
 
 def test_raising_alarm_is_retried_with_backoff(dev_server: Callable[..., DevServer]) -> None:
@@ -150,12 +171,13 @@ def test_scheduled_endpoint_and_migrations(dev_server: Callable[..., DevServer])
     database = sqlite3.connect(server.state / "d1" / "apiary-dev.sqlite")
     assert [r[0] for r in database.execute("SELECT cron FROM cron_events")] == ["*/5 * * * *"]
     migrations = [r[0] for r in database.execute("SELECT name FROM d1_migrations")]
-    assert migrations == ["0001_foundation.sql"]
+    expected = sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
+    assert migrations == expected
     database.close()
     server.start()  # applied once: a restart finds nothing new to apply
     server.stop()
     database = sqlite3.connect(server.state / "d1" / "apiary-dev.sqlite")
-    assert database.execute("SELECT COUNT(*) FROM d1_migrations").fetchone()[0] == 1
+    assert database.execute("SELECT COUNT(*) FROM d1_migrations").fetchone()[0] == len(expected)
     database.close()
 
 
