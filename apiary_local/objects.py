@@ -292,22 +292,21 @@ class ObjectHost:
         async with slot.lock:
             loop = asyncio.get_running_loop()
             slot.last_used = loop.time()
-            with self.meter.cpu("do_cpu_ms", object_class=self.class_name):
-                storage, instance = self._open(slot)
-                storage.alarm_changed = False
-                storage.begin()
-                try:
-                    result = await handler(instance)
-                except BaseException:
-                    # As on Cloudflare, a handler's exception does not undo its writes (only
-                    # storage.transaction does); what it sent is still delivered after commit.
-                    self._commit(slot, storage)
-                    await slot.hub.flush()
-                    raise
+            storage, instance = self._open(slot)
+            storage.alarm_changed = False
+            storage.begin()
+            try:
+                result = await handler(instance)
+            except BaseException:
+                # As on Cloudflare, a handler's exception does not undo its writes (only
+                # storage.transaction does); what it sent is still delivered after commit.
                 self._commit(slot, storage)
-                if after_commit is not None:
-                    await after_commit(result)
                 await slot.hub.flush()
+                raise
+            self._commit(slot, storage)
+            if after_commit is not None:
+                await after_commit(result)
+            await slot.hub.flush()
             slot.last_used = loop.time()
             return result
 
@@ -356,24 +355,23 @@ class ObjectHost:
                 return
             retry_count = alarm[1]
             self.meter.count("do_alarms", object_class=self.class_name)
-            with self.meter.cpu("do_cpu_ms", object_class=self.class_name):
-                storage.begin()
-                # The firing alarm stays stored until the handler is done: if the process dies
-                # mid-handler, even after a checkpoint, it fires again at start-up.
-                storage.firing_ms = alarm[0]
-                storage.alarm_changed = False
-                try:
-                    await instance.on_alarm(AlarmInfo(retry_count=retry_count))
-                except Exception:
-                    self._after_failed_alarm(slot, storage, retry_count)
-                else:
-                    if not storage.alarm_changed:
-                        await storage.delete_alarm()
-                finally:
-                    storage.firing_ms = None
-                storage.alarm_changed = True  # re-arm from whatever alarm is stored now
-                self._commit(slot, storage)
-                await slot.hub.flush()
+            storage.begin()
+            # The firing alarm stays stored until the handler is done: if the process dies
+            # mid-handler, even after a checkpoint, it fires again at start-up.
+            storage.firing_ms = alarm[0]
+            storage.alarm_changed = False
+            try:
+                await instance.on_alarm(AlarmInfo(retry_count=retry_count))
+            except Exception:
+                self._after_failed_alarm(slot, storage, retry_count)
+            else:
+                if not storage.alarm_changed:
+                    await storage.delete_alarm()
+            finally:
+                storage.firing_ms = None
+            storage.alarm_changed = True  # re-arm from whatever alarm is stored now
+            self._commit(slot, storage)
+            await slot.hub.flush()
 
     def _after_failed_alarm(
         self, slot: _Slot, storage: LocalObjectStorage, retry_count: int

@@ -114,10 +114,9 @@ class LocalRuntime:
 
     async def scheduled(self, cron: str, scheduled_time_ms: int) -> None:
         self.meter.count("worker_scheduled")
-        with self.meter.cpu("worker_cpu_ms"):
-            await self.definition.scheduled(
-                ScheduledEvent(cron=cron, scheduled_time_ms=scheduled_time_ms), self.services
-            )
+        await self.definition.scheduled(
+            ScheduledEvent(cron=cron, scheduled_time_ms=scheduled_time_ms), self.services
+        )
 
     async def _evict_idle(self) -> None:
         loop = asyncio.get_running_loop()

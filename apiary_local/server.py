@@ -72,8 +72,7 @@ class LocalServer:
             await self._scheduled(scope, send)
         else:
             self.runtime.meter.count("worker_requests")
-            with self.runtime.meter.cpu("worker_cpu_ms"):
-                await self.runtime.app(scope, receive, send)
+            await self.runtime.app(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

@@ -4,9 +4,11 @@ import json
 import sys
 from pathlib import Path
 
-from bench import health
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # as pytest's pythonpath
 
-BENCHMARKS = {"health": health.run}
+from bench import health, tasks  # noqa: E402
+
+BENCHMARKS = {"health": health.run, "tasks": tasks.run}
 
 
 def main(names: list[str]) -> int:

@@ -89,6 +89,6 @@ def run() -> dict:
             "d1_rows_read": totals.get("d1_rows_read", 0) / 100,
             "d1_rows_written": totals.get("d1_rows_written", 0) / 100,
             "do_requests": totals.get("do_requests", 0) / 100,
-            "cpu_ms": round(totals.get("worker_cpu_ms", 0) / 100, 3),
+            "cpu_ms_upper_bound": round(meter["billable"]["cpu_ms"] / 100, 3),
         },
     }

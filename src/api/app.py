@@ -15,6 +15,12 @@ DESCRIPTION = """
 apiary coordinates distributed work: backend servers and their tasks, device swarms, scheduled
 jobs and browser checks. Every error is `{"error": {"code", "message", "correlation_id"}}`;
 every response carries `X-Correlation-ID`. Authenticate with `Authorization: Bearer <JWT>`.
+
+**Backend contract.** apiary dispatches a task with `POST {server url}/tasks`
+(`{id, type, payload, attempt, lease_id, timeout_s, callback_url}`, header `X-Apiary-Lease`);
+answer 2xx at once, then report with `PUT /api/task/{id}` using the server credential from
+registration and the lease. Serve `GET /health` (2xx up; `{"status": "degraded"}` degraded).
+5xx, 408, 429 and timeouts are retried; other 4xx fail the task.
 """
 
 

@@ -1,0 +1,141 @@
+"""Task lifecycle throughput (create → dispatch → callback → succeeded) on apiary dev, against
+a bare Starlette + SQLite service doing the same writes, dispatch and callback, in the same run.
+
+Also the meter's figures per task: what Cloudflare would bill for it.
+"""
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.harness import APIARY, ROOT, Backend, DevServer, admin_token, free_port, write_dev_vars
+
+TASKS = 300
+CONCURRENCY = 16
+ROUNDS = 2
+
+
+async def _submit_and_wait(base: str, headers: dict[str, str], done: "callable") -> float:
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+        numbers = iter(range(TASKS))
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            for n in numbers:
+                response = await client.post("/api/task", json={"type": "echo", "payload": {"n": n}})
+                response.raise_for_status()
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        while await done(client) < TASKS:
+            await asyncio.sleep(0.05)
+        return TASKS / (time.perf_counter() - started)
+
+
+async def _apiary_done(client: httpx.AsyncClient) -> int:
+    count, cursor = 0, None
+    while True:
+        params = {"status": "succeeded", "limit": 200} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/api/tasks", params=params)).json()
+        count += len(page["tasks"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return count
+
+
+async def _baseline_done(client: httpx.AsyncClient) -> int:
+    return (await client.get("/done")).json()["succeeded"]
+
+
+def _wait_up(url: str) -> None:
+    for _ in range(200):
+        try:
+            httpx.get(url, timeout=0.5)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not start")
+
+
+def _apiary_round(work: Path, n: int) -> tuple[float, dict]:
+    project = work / f"apiary{n}"
+    project.mkdir()
+    text = (ROOT / "wrangler.toml").read_text()
+    text = text.replace('main = "src/entry.py"', f'main = "{ROOT}/src/entry.py"')
+    text = text.replace('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')
+    (project / "wrangler.toml").write_text(text)
+    server = DevServer(project / "state", config=project / "wrangler.toml", args=("--no-cron",))
+    write_dev_vars(project, JWT_SECRET="test-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
+                   PUBLIC_URL=server.url, TASK_WAIT_POLL_S="0.1")  # fmt: skip
+    server.start()
+    backend = Backend(server, "bench", work, ("--capacity", "64", "--work-ms", "0",
+                                              "--heartbeat-s", "0"))  # fmt: skip
+    try:
+        backend.start()
+        httpx.post(f"{server.url}/__meter/reset")
+        headers = {"Authorization": f"Bearer {admin_token()}"}
+        rate = asyncio.run(_submit_and_wait(server.url, headers, _apiary_done))
+        meter = server.meter()
+    finally:
+        backend.kill()
+        server.stop()
+    return rate, meter
+
+
+def _baseline_round() -> float:
+    port, backend_port = free_port(), free_port()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "bench.baseline_tasks", str(port), f"http://127.0.0.1:{backend_port}"],
+        cwd=ROOT,
+    )
+    backend = subprocess.Popen(
+        [str(APIARY), "backend", "--apiary", f"http://127.0.0.1:{port}", "--port",
+         str(backend_port), "--capacity", "64", "--work-ms", "0", "--heartbeat-s", "0"],
+    )  # fmt: skip
+    try:
+        _wait_up(f"http://127.0.0.1:{port}/done")
+        _wait_up(f"http://127.0.0.1:{backend_port}/health")
+        return asyncio.run(_submit_and_wait(f"http://127.0.0.1:{port}", {}, _baseline_done))
+    finally:
+        for process in (backend, service):
+            process.terminate()
+            process.wait(10)
+
+
+def run() -> dict:
+    work = Path(tempfile.mkdtemp())
+    apiary_rates, baseline_rates, meters = [], [], []
+    for n in range(ROUNDS):  # alternate, so machine noise hits both alike
+        baseline_rates.append(_baseline_round())
+        rate, meter = _apiary_round(work, n)
+        apiary_rates.append(rate)
+        meters.append(meter)
+    totals = meters[-1]["totals"]
+    per_task = {
+        key: round(totals.get(key, 0) / TASKS, 2)
+        for key in ("worker_requests", "do_requests", "do_alarms", "do_rows_read",
+                    "do_rows_written", "d1_rows_written", "d1_queries")
+    }  # fmt: skip
+    per_task["cpu_ms_upper_bound"] = round(meters[-1]["billable"]["cpu_ms"] / TASKS, 2)
+    apiary_rate = statistics.median(apiary_rates)
+    baseline_rate = statistics.median(baseline_rates)
+    return {
+        "benchmark": "task lifecycle: create -> dispatch -> callback -> succeeded",
+        "tasks_per_round": TASKS,
+        "concurrency": CONCURRENCY,
+        "rounds": ROUNDS,
+        "apiary_tasks_per_s": round(apiary_rate, 1),
+        "baseline_tasks_per_s": round(baseline_rate, 1),
+        "apiary_over_baseline": round(apiary_rate / baseline_rate, 3),
+        "per_task_meter": per_task,
+        "per_object_class": {
+            name: {k: round(v / TASKS, 2) for k, v in counts.items()
+                   if k in ("do_requests", "do_alarms", "do_rows_written")}
+            for name, counts in meters[-1]["objects"].items()
+        },  # fmt: skip
+    }
