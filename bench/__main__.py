@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # as pytest's pythonpath
 
-from bench import health, tasks  # noqa: E402
+from bench import health, tasks
 
 BENCHMARKS = {"health": health.run, "tasks": tasks.run}
 

@@ -25,7 +25,9 @@ db = sqlite3.connect(Path(tempfile.mkdtemp()) / "baseline.sqlite", isolation_lev
 db.execute("PRAGMA journal_mode=WAL")
 db.execute("PRAGMA synchronous=FULL")
 db.execute("CREATE TABLE tasks (id TEXT PRIMARY KEY, status TEXT, payload TEXT, updated REAL)")
-db.execute("CREATE TABLE attempts (task_id TEXT, n INTEGER, outcome TEXT, PRIMARY KEY (task_id, n))")
+db.execute(
+    "CREATE TABLE attempts (task_id TEXT, n INTEGER, outcome TEXT, PRIMARY KEY (task_id, n))"
+)
 BACKEND = sys.argv[2] if len(sys.argv) > 2 else ""
 PUBLIC = f"http://127.0.0.1:{sys.argv[1] if len(sys.argv) > 1 else 0}"
 client = httpx.AsyncClient(timeout=10)

@@ -28,11 +28,12 @@ async def _submit_and_wait(base: str, headers: dict[str, str], done: "callable")
 
         async def worker() -> None:
             for n in numbers:
-                response = await client.post("/api/task", json={"type": "echo", "payload": {"n": n}})
+                body = {"type": "echo", "payload": {"n": n}}
+                response = await client.post("/api/task", json=body)
                 response.raise_for_status()
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        while await done(client) < TASKS:
+        while await done(client) < TASKS:  # noqa: ASYNC110 (polling another process)
             await asyncio.sleep(0.05)
         return TASKS / (time.perf_counter() - started)
 
@@ -90,7 +91,13 @@ def _apiary_round(work: Path, n: int) -> tuple[float, dict]:
 def _baseline_round() -> float:
     port, backend_port = free_port(), free_port()
     service = subprocess.Popen(
-        [sys.executable, "-m", "bench.baseline_tasks", str(port), f"http://127.0.0.1:{backend_port}"],
+        [
+            sys.executable,
+            "-m",
+            "bench.baseline_tasks",
+            str(port),
+            f"http://127.0.0.1:{backend_port}",
+        ],
         cwd=ROOT,
     )
     backend = subprocess.Popen(
@@ -116,11 +123,9 @@ def run() -> dict:
         apiary_rates.append(rate)
         meters.append(meter)
     totals = meters[-1]["totals"]
-    per_task = {
-        key: round(totals.get(key, 0) / TASKS, 2)
-        for key in ("worker_requests", "do_requests", "do_alarms", "do_rows_read",
-                    "do_rows_written", "d1_rows_written", "d1_queries")
-    }  # fmt: skip
+    keys = ("worker_requests", "do_requests", "do_alarms", "do_rows_read", "do_rows_written",
+            "d1_rows_written", "d1_queries")  # fmt: skip
+    per_task = {key: round(totals.get(key, 0) / TASKS, 2) for key in keys}
     per_task["cpu_ms_upper_bound"] = round(meters[-1]["billable"]["cpu_ms"] / TASKS, 2)
     apiary_rate = statistics.median(apiary_rates)
     baseline_rate = statistics.median(baseline_rates)
@@ -134,8 +139,11 @@ def run() -> dict:
         "apiary_over_baseline": round(apiary_rate / baseline_rate, 3),
         "per_task_meter": per_task,
         "per_object_class": {
-            name: {k: round(v / TASKS, 2) for k, v in counts.items()
-                   if k in ("do_requests", "do_alarms", "do_rows_written")}
+            name: {
+                k: round(v / TASKS, 2)
+                for k, v in counts.items()
+                if k in ("do_requests", "do_alarms", "do_rows_written")
+            }
             for name, counts in meters[-1]["objects"].items()
-        },  # fmt: skip
+        },
     }
