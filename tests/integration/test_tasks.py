@@ -1,9 +1,11 @@
 """Tasks and the server registry through HTTP, with real reference backends on loopback."""
 
 import asyncio
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -131,6 +133,16 @@ def test_300_tasks_on_three_backends_survive_losing_one(
 
     status = httpx.get(f"{server.url}/api/servers/{victim.server_id}", headers=ADMIN).json()
     assert status["status"] == "offline"
+    with closing(sqlite3.connect(server.state / "d1" / "apiary-dev.sqlite")) as d1:
+        events = d1.execute(
+            "SELECT from_status, to_status FROM server_status_events WHERE server_id = ?"
+            " ORDER BY at",
+            (victim.server_id,),
+        ).fetchall()
+        attempts = d1.execute("SELECT COUNT(*) FROM task_attempts").fetchone()[0]
+    assert events[0] == ("unhealthy", "healthy")  # registration
+    assert events[-1][1] == "offline"
+    assert attempts == sum(len(r["attempts"]) for r in records.values())
 
     listed = httpx.get(
         f"{server.url}/api/tasks", headers=ADMIN, params={"status": "succeeded", "limit": 200}
