@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import ROOT, DevServer, free_port, write_dev_vars
+from tests.harness import ROOT, DevServer, free_port, project_config, wait_up, write_dev_vars
 
 REQUESTS = 2000
 CONCURRENCY = 16
@@ -35,31 +35,17 @@ async def _drive(url: str) -> float:
         return REQUESTS / (time.perf_counter() - started)
 
 
-def _wait(url: str) -> None:
-    for _ in range(200):
-        try:
-            httpx.get(url, timeout=0.5)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not start")
-
-
 def run() -> dict:
     work = Path(tempfile.mkdtemp())
-    text = (ROOT / "wrangler.toml").read_text()
-    text = text.replace('main = "src/entry.py"', f'main = "{ROOT}/src/entry.py"')
-    text = text.replace('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')
-    (work / "wrangler.toml").write_text(text)
     write_dev_vars(work, JWT_SECRET="bench-secret-bench-secret-bench")
-    apiary = DevServer(work / "state", config=work / "wrangler.toml", args=("--no-cron",))
+    apiary = DevServer(work / "state", config=project_config(work), args=("--no-cron",))
     apiary.start()
     port = free_port()
     baseline = subprocess.Popen(
         [sys.executable, "-m", "bench.baseline_health", str(port)], cwd=ROOT
     )
     try:
-        _wait(f"http://127.0.0.1:{port}/health")
+        wait_up(f"http://127.0.0.1:{port}/health")
         rates: dict[str, list[float]] = {"apiary": [], "baseline": []}
         for _ in range(ROUNDS):
             rates["baseline"].append(asyncio.run(_drive(f"http://127.0.0.1:{port}/health")))

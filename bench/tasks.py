@@ -14,7 +14,17 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import APIARY, ROOT, Backend, DevServer, admin_token, free_port, write_dev_vars
+from tests.harness import (
+    APIARY,
+    ROOT,
+    Backend,
+    DevServer,
+    admin_token,
+    free_port,
+    project_config,
+    wait_up,
+    write_dev_vars,
+)
 
 TASKS = 300
 CONCURRENCY = 16
@@ -53,24 +63,10 @@ async def _baseline_done(client: httpx.AsyncClient) -> int:
     return (await client.get("/done")).json()["succeeded"]
 
 
-def _wait_up(url: str) -> None:
-    for _ in range(200):
-        try:
-            httpx.get(url, timeout=0.5)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not start")
-
-
 def _apiary_round(work: Path, n: int) -> tuple[float, dict]:
     project = work / f"apiary{n}"
     project.mkdir()
-    text = (ROOT / "wrangler.toml").read_text()
-    text = text.replace('main = "src/entry.py"', f'main = "{ROOT}/src/entry.py"')
-    text = text.replace('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')
-    (project / "wrangler.toml").write_text(text)
-    server = DevServer(project / "state", config=project / "wrangler.toml", args=("--no-cron",))
+    server = DevServer(project / "state", config=project_config(project), args=("--no-cron",))
     write_dev_vars(project, JWT_SECRET="test-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
                    PUBLIC_URL=server.url, TASK_WAIT_POLL_S="0.1")  # fmt: skip
     server.start()
@@ -105,8 +101,8 @@ def _baseline_round() -> float:
          str(backend_port), "--capacity", "64", "--work-ms", "0", "--heartbeat-s", "0"],
     )  # fmt: skip
     try:
-        _wait_up(f"http://127.0.0.1:{port}/done")
-        _wait_up(f"http://127.0.0.1:{backend_port}/health")
+        wait_up(f"http://127.0.0.1:{port}/done")
+        wait_up(f"http://127.0.0.1:{backend_port}/health")
         return asyncio.run(_submit_and_wait(f"http://127.0.0.1:{port}", {}, _baseline_done))
     finally:
         for process in (backend, service):

@@ -37,11 +37,6 @@ class Conflict(ApiaryError):
     code = "conflict"
 
 
-class PayloadTooLarge(ApiaryError):
-    status = 413
-    code = "payload_too_large"
-
-
 class RateLimited(ApiaryError):
     status = 429
     code = "rate_limited"

@@ -3,7 +3,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import JWT_SECRET, PROBE_DIR, ROOT, Backend, DevServer, write_dev_vars
+from tests.harness import (
+    JWT_SECRET,
+    PROBE_DIR,
+    ROOT,
+    Backend,
+    DevServer,
+    project_config,
+    write_dev_vars,
+)
 
 
 @pytest.fixture
@@ -31,13 +39,7 @@ def dev_server(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
                 args=args,
             )
         else:
-            config = project / "wrangler.toml"
-            text = (ROOT / "wrangler.toml").read_text()
-            text = text.replace('main = "src/entry.py"', f'main = "{ROOT}/src/entry.py"')
-            text = text.replace(
-                'migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"'
-            )
-            config.write_text(text)
+            config = project_config(project)
             server = DevServer(tmp_path / f"state{len(servers)}", config=config, args=args)
         defaults = {"JWT_SECRET": JWT_SECRET, "PUBLIC_URL": server.url}
         write_dev_vars(project, **(defaults | dev_vars))

@@ -98,6 +98,27 @@ class DevServer:
         return httpx.get(f"{self.url}/__meter").json()
 
 
+def project_config(directory: Path) -> Path:
+    """A copy of the project's wrangler.toml in `directory`, its paths made absolute."""
+    text = (ROOT / "wrangler.toml").read_text()
+    text = text.replace('main = "src/entry.py"', f'main = "{ROOT}/src/entry.py"')
+    text = text.replace('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')
+    config = directory / "wrangler.toml"
+    config.write_text(text)
+    return config
+
+
+def wait_up(url: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=0.5)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not start")
+
+
 def write_dev_vars(directory: Path, **values: str) -> None:
     text = "".join(f'{k}="{v}"\n' for k, v in values.items())
     (directory / ".dev.vars").write_text(text)

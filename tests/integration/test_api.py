@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from auth.tokens import encode, mint
-from tests.harness import APIARY, JWT_SECRET, DevServer
+from tests.harness import APIARY, JWT_SECRET, DevServer, project_config, write_dev_vars
 
 pytestmark = pytest.mark.slow
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -18,16 +18,9 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> DevServer:
-    from tests.conftest import ROOT
-    from tests.harness import write_dev_vars
-
     project = tmp_path_factory.mktemp("project")
-    text = (ROOT / "wrangler.toml").read_text()
-    text = text.replace('main = "src/entry.py"', f'main = "{ROOT}/src/entry.py"')
-    text = text.replace('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')
-    (project / "wrangler.toml").write_text(text)
     write_dev_vars(project, JWT_SECRET=JWT_SECRET)
-    dev = DevServer(project / "state", config=project / "wrangler.toml").start()
+    dev = DevServer(project / "state", config=project_config(project)).start()
     yield dev
     dev.stop()
 

@@ -208,29 +208,18 @@ def test_fencing_and_transitions(
     record = task(server, created["id"])
     assert record["status"] == "assigned"
     stranger = {"Authorization": f"Bearer {other['credential']}"}
-    response = httpx.put(
-        f"{server.url}/api/task/{created['id']}",
-        headers=stranger,
-        json={"status": "succeeded"},
-        timeout=30,
-    )
+
+    def put(headers: dict[str, str], status: str) -> httpx.Response:
+        url = f"{server.url}/api/task/{created['id']}"
+        return httpx.put(url, headers=headers, json={"status": status}, timeout=30)
+
+    response = put(stranger, "succeeded")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "lease_lost"
-
-    cancel = httpx.put(
-        f"{server.url}/api/task/{created['id']}",
-        headers=ADMIN,
-        json={"status": "cancelled"},
-        timeout=30,
-    )
+    cancel = put(ADMIN, "cancelled")
     assert cancel.status_code == 200
     assert cancel.json()["status"] == "cancelled"
-    again = httpx.put(
-        f"{server.url}/api/task/{created['id']}",
-        headers=ADMIN,
-        json={"status": "running"},
-        timeout=30,
-    )
+    again = put(ADMIN, "running")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "invalid_transition"
 
