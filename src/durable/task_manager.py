@@ -59,8 +59,12 @@ class TaskManager(DurableObjectLogic):
         rows = self.ctx.storage.exec("SELECT doc FROM task WHERE id = 1")
         return json.loads(rows[0]["doc"]) if rows else None
 
-    def _save(self, doc: dict[str, Any], *effects: str) -> None:
-        """Persist the task (new version) and queue its effects, atomically."""
+    def _save(self, doc: dict[str, Any], *effects: str, project: bool = True) -> None:
+        """Persist the task (new version) and queue its effects, atomically.
+
+        `project=False` for changes the D1 projection does not show (dispatch bookkeeping,
+        progress), which saves a D1 write.
+        """
         doc["version"] += 1
         doc["updated_ms"] = self._now()
         storage = self.ctx.storage
@@ -71,7 +75,7 @@ class TaskManager(DurableObjectLogic):
                 " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
                 json.dumps(doc),
             )
-            for kind in (*effects, "project"):
+            for kind in (*effects, *(["project"] if project else [])):
                 storage.exec("INSERT OR IGNORE INTO outbox (kind) VALUES (?)", kind)
 
         storage.transaction(write)
@@ -192,7 +196,7 @@ class TaskManager(DurableObjectLogic):
         if new == TaskStatus.RUNNING:
             doc["status"] = new.value
             doc["phase"] = "acked"
-            self._save(doc)
+            self._save(doc, project=current != new)
         else:
             doc["result"] = change.get("result")
             doc["error"] = change.get("error")
@@ -309,7 +313,7 @@ class TaskManager(DurableObjectLogic):
         doc.update(latest)
         if status is not None and 200 <= status < 300:
             doc["phase"] = "acked"
-            self._save(doc)
+            self._save(doc, project=False)
             await self.ctx.storage.set_alarm(doc["deadline_ms"])
             return
         where = f"dispatch to {doc['server_id']}"
@@ -323,7 +327,7 @@ class TaskManager(DurableObjectLogic):
             self._end_attempt(doc, "dispatch_failed", reason)
             await self.ctx.storage.set_alarm(self._now())
             return
-        self._save(doc)
+        self._save(doc, project=False)
         delay = next_delay_ms(doc["dispatch_tries"] - 1, status, retry_after, self._now(), BACKOFF)
         event(log, logging.INFO, "dispatch retry", task_id=doc["id"], reason=reason, in_ms=delay)
         await self.ctx.storage.set_alarm(min(self._now() + delay, doc["deadline_ms"]))
