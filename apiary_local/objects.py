@@ -170,10 +170,6 @@ class ObjectHost:
 
     # --- events ---
 
-    async def request(self, name: str, request: ObjectRequest) -> ObjectResponse:
-        self.meter.count("do_requests", object_class=self.class_name)
-        return await self._event(self._slot_for(name), lambda o: o.on_request(request))
-
     async def call(self, name: str, method: str, args: list[Any]) -> Any:
         if method not in self.rpc:
             raise AttributeError(f"{self.class_name} has no RPC method {method!r}")
@@ -238,7 +234,7 @@ class ObjectHost:
         slot = self._slots.get(object_id_)
         if slot is None:
             hub = LocalSocketHub(
-                lambda: self.meter.count("do_ws_sent", object_class=self.class_name)
+                object_id_, lambda: self.meter.count("do_ws_sent", object_class=self.class_name)
             )
             slot = _Slot(object_id_, name, hub)
             self._slots[object_id_] = slot
@@ -248,10 +244,7 @@ class ObjectHost:
         return self._slot(object_id(self.class_name, name), name)
 
     def _slot_of_hub(self, hub: LocalSocketHub) -> _Slot:
-        for slot in self._slots.values():
-            if slot.hub is hub:
-                return slot
-        raise LookupError("socket hub of an unknown object")
+        return self._slots[hub.object_id]
 
     def _open(self, slot: _Slot) -> tuple[LocalObjectStorage, DurableObjectLogic]:
         if slot.storage is None:

@@ -65,7 +65,8 @@ class LocalSocket:
 
 
 class LocalSocketHub:
-    def __init__(self, on_sent: Callable[[], None]) -> None:
+    def __init__(self, object_id: str, on_sent: Callable[[], None]) -> None:
+        self.object_id = object_id
         self._sockets: dict[str, LocalSocket] = {}
         self._outbox: list[tuple[LocalSocket, Callable[[Connection], Awaitable[None]]]] = []
         self._auto: tuple[str, str] | None = None

@@ -20,11 +20,11 @@ import logging
 from typing import Any
 
 import correlation
-from clock import from_ms, rfc3339
 from durable.base import AlarmInfo, DurableObjectLogic, rpc
 from ids import new_id
 from logs import event, get_logger
-from ports import HttpError, Statement
+from ports import HttpError
+from tasks import records
 from tasks import settings as names
 from tasks.retry import Backoff, next_delay_ms, should_retry
 from tasks.settings import TaskSettings
@@ -33,7 +33,7 @@ from tasks.states import IN_FLIGHT, TERMINAL, TaskStatus, can_transition
 log = get_logger("tasks")
 BACKOFF = Backoff(base_ms=500, cap_ms=30_000)
 OUTBOX_RETRY_MS = 2_000
-ERROR_EXCERPT = 500
+ERROR_EXCERPT = records.ERROR_EXCERPT
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS task (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS attempts (
@@ -90,37 +90,7 @@ class TaskManager(DurableObjectLogic):
         return self.ctx.services.clock.now_ms()
 
     def _view(self, doc: dict[str, Any]) -> dict[str, Any]:
-        def when(ms: int | None) -> str | None:
-            return None if ms is None else rfc3339(from_ms(ms))
-
-        return {
-            "id": doc["id"],
-            "type": doc["type"],
-            "status": doc["status"],
-            "payload": doc["payload"],
-            "priority": doc["priority"],
-            "required_capabilities": doc["required"],
-            "timeout_s": doc["timeout_s"],
-            "max_attempts": doc["max_attempts"],
-            "attempts_made": doc["attempt"],
-            "server_id": doc["server_id"],
-            "result": doc["result"],
-            "error": doc["error"],
-            "progress": doc["progress"],
-            "created_at": when(doc["created_ms"]),
-            "updated_at": when(doc["updated_ms"]),
-            "attempts": [
-                {
-                    "attempt": a["n"],
-                    "server_id": a["server_id"],
-                    "started_at": when(a["started_ms"]),
-                    "ended_at": when(a["ended_ms"]),
-                    "outcome": a["outcome"],
-                    "error": a["error"],
-                }
-                for a in self._attempts()
-            ],
-        }
+        return records.view(doc, self._attempts())
 
     # --- RPC ---
 
@@ -182,7 +152,12 @@ class TaskManager(DurableObjectLogic):
                 and doc["server_id"] == server_id
                 and (lease_id is None or lease_id == doc["lease_id"])
             )
-            repeat = current == new and current in TERMINAL and lease_id == doc["lease_id"]
+            repeat = (
+                current == new
+                and current in TERMINAL
+                and doc["server_id"] == server_id
+                and lease_id == doc["lease_id"]
+            )
             if repeat:
                 return {"task": self._view(doc)}
             if not holds:
@@ -364,7 +339,8 @@ class TaskManager(DurableObjectLogic):
     def _finish(self, doc: dict[str, Any], status: TaskStatus, *, outcome: str, error: Any) -> None:
         if doc["attempt"]:
             self._close_attempt(doc, outcome, None if error is None else str(error))
-        doc.update(status=status.value, phase=None, deadline_ms=None, lease_id=None)
+        # The lease stays: the server that finished may repeat its final callback safely.
+        doc.update(status=status.value, phase=None, deadline_ms=None)
         self._save(doc, "release")
 
     # --- the outbox ---
@@ -390,50 +366,4 @@ class TaskManager(DurableObjectLogic):
                 await self.ctx.storage.set_alarm(retry_at)
 
     async def _project(self, doc: dict[str, Any]) -> None:
-        """Upsert the task and its attempts into D1 (newer versions only)."""
-
-        def when(ms: int | None) -> str | None:
-            return None if ms is None else rfc3339(from_ms(ms))
-
-        statements = [
-            Statement(
-                "INSERT INTO tasks (id, type, status, priority, server_id, attempts, max_attempts,"
-                " error, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
-                " server_id = excluded.server_id, attempts = excluded.attempts,"
-                " error = excluded.error, updated_at = excluded.updated_at,"
-                " version = excluded.version WHERE excluded.version > tasks.version",
-                (
-                    doc["id"],
-                    doc["type"],
-                    doc["status"],
-                    doc["priority"],
-                    doc["server_id"],
-                    doc["attempt"],
-                    doc["max_attempts"],
-                    None if doc["error"] is None else str(doc["error"])[:ERROR_EXCERPT],
-                    when(doc["created_ms"]),
-                    when(doc["updated_ms"]),
-                    doc["version"],
-                ),
-            )
-        ]
-        for attempt in self._attempts():
-            statements.append(
-                Statement(
-                    "INSERT INTO task_attempts (task_id, attempt, server_id, started_at, ended_at,"
-                    " outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, attempt)"
-                    " DO UPDATE SET ended_at = excluded.ended_at, outcome = excluded.outcome,"
-                    " error = excluded.error",
-                    (
-                        doc["id"],
-                        attempt["n"],
-                        attempt["server_id"],
-                        when(attempt["started_ms"]),
-                        when(attempt["ended_ms"]),
-                        attempt["outcome"],
-                        attempt["error"],
-                    ),
-                )
-            )
-        await self.ctx.services.database.batch(statements)
+        await self.ctx.services.database.batch(records.projection(doc, self._attempts()))

@@ -1,6 +1,7 @@
 """Tasks and the server registry through HTTP, with real reference backends on loopback."""
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections import Counter
@@ -352,3 +353,68 @@ def test_bad_bodies_are_422(dev_server: Callable[..., DevServer]) -> None:
         error = response.json()["error"]
         assert error["code"] == "invalid_input"
         assert error["correlation_id"] == response.headers["x-correlation-id"]
+
+
+class _ManualBackend:
+    """A backend the test drives by hand: it accepts dispatches and remembers their leases."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        leases: dict[str, str] = {}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b'{"status": "ok"}')
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                leases[json.loads(body)["id"]] = self.headers["X-Apiary-Lease"]
+                self.send_response(202)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.leases = leases
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_repeating_a_final_callback_is_safe(dev_server: Callable[..., DevServer]) -> None:
+    server = dev_server(**FAST)
+    manual = _ManualBackend()
+    try:
+        registered = httpx.post(
+            f"{server.url}/api/servers",
+            headers=ADMIN,
+            json={"name": "manual", "url": manual.url, "capacity": 2},
+        ).json()
+        assert registered["server"]["status"] == "healthy"
+        created = submit(server)
+        deadline = time.monotonic() + 10
+        while created["id"] not in manual.leases and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lease = manual.leases[created["id"]]
+        headers = {"Authorization": f"Bearer {registered['credential']}", "X-Apiary-Lease": lease}
+        url = f"{server.url}/api/task/{created['id']}"
+        done = {"status": "succeeded", "result": {"ok": True}}
+        first = httpx.put(url, headers=headers, json=done)
+        again = httpx.put(url, headers=headers, json=done)  # its first answer was lost, say
+        assert (first.status_code, again.status_code) == (200, 200)
+        assert again.json()["status"] == "succeeded"
+        other = httpx.put(url, headers=headers, json={"status": "failed", "error": "late"})
+        assert other.status_code == 409
+        stale = httpx.put(url, headers=headers | {"X-Apiary-Lease": "lse_other"}, json=done)
+        assert stale.status_code == 409
+    finally:
+        manual.close()
