@@ -48,6 +48,19 @@ from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, datetime, timedelta
 from typing import Self
 
+from cron.days import (
+    SATURDAY,
+    DaySet,
+    DomRule,
+    DowRule,
+    LastDay,
+    LastWeekdayOf,
+    NearestWeekday,
+    NthWeekday,
+    WeekdaySet,
+    dow_to_weekday,
+)
+
 __all__ = ["CronExpression", "CronSyntaxError", "fires_between", "parse_cron"]
 
 _FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
@@ -55,7 +68,6 @@ _FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 # Every day-of-month/day-of-week/month pattern recurs within one 400-year Gregorian cycle.
 _SEARCH_MONTHS = 400 * 12 + 1
 _ONE_MINUTE = timedelta(minutes=1)
-_SATURDAY, _SUNDAY = 5, 6  # datetime.weekday() numbering (Monday is 0)
 
 
 class CronSyntaxError(ValueError):
@@ -95,128 +107,6 @@ _DOW_LAST = re.compile(r"([0-9]+|[A-Za-z]+)L")
 _DOW_NTH = re.compile(r"([0-9]+|[A-Za-z]+)#([0-9]+)")
 
 
-def _dow_to_weekday(value: int) -> int:
-    """Cloudflare day of week (1 = Sunday ... 7 = Saturday) to `datetime.weekday()`."""
-    return (value + 5) % 7
-
-
-# --- day rules: which days of a given month match ----------------------------------------
-
-
-def _nearest_weekday(day: int, days_in_month: int, weekday: int) -> int:
-    """Quartz `W`: the Monday-Friday day nearest `day` (whose weekday is given), same month."""
-    if weekday == _SATURDAY:
-        return day - 1 if day > 1 else day + 2
-    if weekday == _SUNDAY:
-        return day + 1 if day < days_in_month else day - 2
-    return day
-
-
-# Each rule answers two questions: `contains` (is this day a match? used by `matches`) and
-# `days` (all matching days of a month with `days_in_month` days whose 1st falls on weekday
-# `first`; used by `next_after`). The property tests check the two against each other.
-
-
-@dataclass(frozen=True, slots=True)
-class _DaySet:
-    days: tuple[int, ...]  # sorted
-
-    def contains(self, day: int, days_in_month: int, weekday: int) -> bool:
-        return day in self.days
-
-    def days_of(self, days_in_month: int, first: int) -> list[int]:
-        return [d for d in self.days if d <= days_in_month]
-
-
-@dataclass(frozen=True, slots=True)
-class _LastDay:
-    """`L`, `L-n`, `LW`, `L-nW`."""
-
-    offset: int
-    nearest_weekday: bool
-
-    def contains(self, day: int, days_in_month: int, weekday: int) -> bool:
-        target = days_in_month - self.offset
-        if target < 1:
-            return False
-        if self.nearest_weekday:
-            target_weekday = (weekday + target - day) % 7
-            target = _nearest_weekday(target, days_in_month, target_weekday)
-        return day == target
-
-    def days_of(self, days_in_month: int, first: int) -> list[int]:
-        target = days_in_month - self.offset
-        if target < 1:
-            return []
-        if self.nearest_weekday:
-            target = _nearest_weekday(target, days_in_month, (first + target - 1) % 7)
-        return [target]
-
-
-@dataclass(frozen=True, slots=True)
-class _NearestWeekday:
-    """`nW`."""
-
-    day: int
-
-    def contains(self, day: int, days_in_month: int, weekday: int) -> bool:
-        if self.day > days_in_month:
-            return False
-        target_weekday = (weekday + self.day - day) % 7
-        return day == _nearest_weekday(self.day, days_in_month, target_weekday)
-
-    def days_of(self, days_in_month: int, first: int) -> list[int]:
-        if self.day > days_in_month:
-            return []
-        return [_nearest_weekday(self.day, days_in_month, (first + self.day - 1) % 7)]
-
-
-@dataclass(frozen=True, slots=True)
-class _WeekdaySet:
-    weekdays: frozenset[int]  # datetime.weekday() numbering
-
-    def contains(self, day: int, days_in_month: int, weekday: int) -> bool:
-        return weekday in self.weekdays
-
-    def days_of(self, days_in_month: int, first: int) -> list[int]:
-        return sorted(
-            d for w in self.weekdays for d in range(1 + (w - first) % 7, days_in_month + 1, 7)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _LastWeekdayOf:
-    """`dL`."""
-
-    weekday: int
-
-    def contains(self, day: int, days_in_month: int, weekday: int) -> bool:
-        return weekday == self.weekday and day + 7 > days_in_month
-
-    def days_of(self, days_in_month: int, first: int) -> list[int]:
-        last_weekday = (first + days_in_month - 1) % 7
-        return [days_in_month - (last_weekday - self.weekday) % 7]
-
-
-@dataclass(frozen=True, slots=True)
-class _NthWeekday:
-    """`d#n`."""
-
-    weekday: int
-    nth: int
-
-    def contains(self, day: int, days_in_month: int, weekday: int) -> bool:
-        return weekday == self.weekday and (day - 1) // 7 + 1 == self.nth
-
-    def days_of(self, days_in_month: int, first: int) -> list[int]:
-        day = 1 + (self.weekday - first) % 7 + 7 * (self.nth - 1)
-        return [day] if day <= days_in_month else []
-
-
-type _DomRule = _DaySet | _LastDay | _NearestWeekday
-type _DowRule = _WeekdaySet | _LastWeekdayOf | _NthWeekday
-
-
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     minutes: tuple[int, ...]  # sorted
@@ -224,8 +114,8 @@ class _Compiled:
     minute_set: frozenset[int]
     hour_set: frozenset[int]
     months: frozenset[int]
-    dom: _DomRule
-    dow: _DowRule
+    dom: DomRule
+    dow: DowRule
     dom_star: bool
     dow_star: bool
 
@@ -332,34 +222,34 @@ class _Parser:
         if "," in field:
             raise self.error(spec, field, f"{what} cannot be combined with other list items")
 
-    def day_of_month(self, field: str) -> _DomRule:
+    def day_of_month(self, field: str) -> DomRule:
         if "L" not in field and "W" not in field:
-            return _DaySet(tuple(sorted(self.values(_DOM, field))))
+            return DaySet(tuple(sorted(self.values(_DOM, field))))
         self.alone(_DOM, field, "'L' and 'W'")
         if match := _DOM_LAST.fullmatch(field):
             offset_text, weekday = match.groups()
             offset = 0 if offset_text is None else int(offset_text)
             if offset_text is not None and not 1 <= offset <= 30:
                 raise self.error(_DOM, field, "'L-n' offset must be between 1 and 30")
-            return _LastDay(offset, bool(weekday))
+            return LastDay(offset, bool(weekday))
         if match := _DOM_NEAREST.fullmatch(field):
-            return _NearestWeekday(self.value(_DOM, match[1], field))
+            return NearestWeekday(self.value(_DOM, match[1], field))
         raise self.error(_DOM, field, "invalid 'L'/'W' expression (L, L-n, LW, L-nW or nW)")
 
-    def day_of_week(self, field: str) -> _DowRule:
+    def day_of_week(self, field: str) -> DowRule:
         if field == "L":  # the last day of the week
-            return _WeekdaySet(frozenset({_SATURDAY}))
+            return WeekdaySet(frozenset({SATURDAY}))
         if "L" not in field and "#" not in field:
-            return _WeekdaySet(frozenset(map(_dow_to_weekday, self.values(_DOW, field))))
+            return WeekdaySet(frozenset(map(dow_to_weekday, self.values(_DOW, field))))
         self.alone(_DOW, field, "'L' and '#'")
         if match := _DOW_LAST.fullmatch(field):
-            return _LastWeekdayOf(_dow_to_weekday(self.value(_DOW, match[1], field)))
+            return LastWeekdayOf(dow_to_weekday(self.value(_DOW, match[1], field)))
         if match := _DOW_NTH.fullmatch(field):
-            weekday = _dow_to_weekday(self.value(_DOW, match[1], field))
+            weekday = dow_to_weekday(self.value(_DOW, match[1], field))
             nth = int(match[2])
             if not 1 <= nth <= 5:
                 raise self.error(_DOW, field, "'#n' must be between 1 and 5")
-            return _NthWeekday(weekday, nth)
+            return NthWeekday(weekday, nth)
         raise self.error(_DOW, field, "invalid 'L'/'#' expression (L, dL or d#n)")
 
     def compile(self) -> _Compiled:

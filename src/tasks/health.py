@@ -37,10 +37,6 @@ class HealthState:
     changes_ms: tuple[int, ...] = field(default_factory=tuple)  # recent status changes
     first: bool = True  # no result yet: the first pass makes the server usable
 
-    @property
-    def usable(self) -> bool:
-        return self.status == Health.HEALTHY
-
 
 def _flapping(state: HealthState, now_ms: int, policy: Policy) -> bool:
     recent = [t for t in state.changes_ms if now_ms - t <= policy.flap_window_ms]

@@ -48,11 +48,6 @@ _ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
     ),
 }
 
-# What a caller may set through `PUT /api/task/{id}`; the rest only apiary decides.
-SETTABLE = frozenset(
-    {TaskStatus.RUNNING, TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}
-)
-
 
 def can_transition(current: TaskStatus, new: TaskStatus) -> bool:
     return new in _ALLOWED.get(current, frozenset())
