@@ -57,3 +57,4 @@ RateLimiter = durable_object_class("RateLimiter", WORKER.durable_objects["RateLi
 ServerRegistry = durable_object_class("ServerRegistry", WORKER.durable_objects["ServerRegistry"])
 ServerInstance = durable_object_class("ServerInstance", WORKER.durable_objects["ServerInstance"])
 TaskManager = durable_object_class("TaskManager", WORKER.durable_objects["TaskManager"])
+JobRunner = durable_object_class("JobRunner", WORKER.durable_objects["JobRunner"])

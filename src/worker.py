@@ -3,15 +3,20 @@
 `entry.py` adapts this to the Python Workers API; `apiary dev` hosts it on CPython. Both read the
 same four things: the HTTP app, the Durable Object classes by `class_name`, the scheduled
 handler, and the WebSocket routes that go straight to an object (never through the ASGI app).
+`define_worker` builds them around one job table, so the app, the scheduled handler and the
+job runners never disagree about the jobs (tests define workers with jobs of their own).
 """
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from api.app import create_app
 from cron.dispatch import ScheduledEvent, on_scheduled
+from cron.jobs import JOBS, JobTable
 from durable.base import DurableObjectLogic
+from durable.job_runner import JobRunner
 from durable.rate_limiter import RateLimiter
 from durable.server_instance import ServerInstance
 from durable.server_registry import ServerRegistry
@@ -38,14 +43,19 @@ def websocket_route(path: str) -> ObjectAddress | None:
     return None
 
 
-WORKER = WorkerDefinition(
-    create_app=create_app,
-    durable_objects={
-        "RateLimiter": RateLimiter,
-        "ServerRegistry": ServerRegistry,
-        "ServerInstance": ServerInstance,
-        "TaskManager": TaskManager,
-    },
-    scheduled=on_scheduled,
-    websocket_route=websocket_route,
-)
+def define_worker(jobs: JobTable) -> WorkerDefinition:
+    return WorkerDefinition(
+        create_app=partial(create_app, jobs=jobs),
+        durable_objects={
+            "RateLimiter": RateLimiter,
+            "ServerRegistry": ServerRegistry,
+            "ServerInstance": ServerInstance,
+            "TaskManager": TaskManager,
+            "JobRunner": JobRunner.for_jobs(jobs),
+        },
+        scheduled=partial(on_scheduled, jobs=jobs),
+        websocket_route=websocket_route,
+    )
+
+
+WORKER = define_worker(JOBS)

@@ -5,9 +5,10 @@ Nothing runs in lifespan: the Workers ASGI adapter runs lifespan around every re
 
 from fastapi import FastAPI
 
-from api import errors, health, servers, tasks, whoami
+from api import cron, errors, health, servers, tasks, whoami
 from api.cors import CorsMiddleware
 from api.edge import EdgeMiddleware
+from cron.jobs import JOBS, JobTable
 from services import ServicesProvider
 from version import VERSION
 
@@ -24,14 +25,16 @@ registration and the lease. Serve `GET /health` (2xx up; `{"status": "degraded"}
 """
 
 
-def create_app(services: ServicesProvider) -> FastAPI:
+def create_app(services: ServicesProvider, jobs: JobTable = JOBS) -> FastAPI:
     app = FastAPI(title="apiary", version=VERSION, description=DESCRIPTION)
     app.state.services_provider = services
+    app.state.jobs = jobs
     errors.install(app)
     app.include_router(health.router)
     app.include_router(whoami.router)
     app.include_router(servers.router)
     app.include_router(tasks.router)
+    app.include_router(cron.router)
     # Added last = outermost: the edge sees every request and response.
     app.add_middleware(CorsMiddleware, services=services)
     app.add_middleware(EdgeMiddleware)

@@ -1,7 +1,6 @@
 """Task routes: create (idempotently), batch, inspect, report outcomes, list."""
 
 import asyncio
-import base64
 import hashlib
 import json
 from typing import Any
@@ -11,12 +10,13 @@ from pydantic import AwareDatetime
 
 import correlation
 from api.deps import get_services
+from api.paging import decode_cursor, page
 from api.rpc import unwrap
 from api.security import authorize, require
 from auth.scopes import Scope
 from auth.tokens import Claims
 from clock import rfc3339
-from errors import Conflict, InvalidInput, NotFound
+from errors import Conflict, NotFound
 from ids import looks_like, new_id
 from ports import first, query
 from services import Services
@@ -132,18 +132,6 @@ async def update_task(
     return unwrap(envelope, "task")
 
 
-def _cursor(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        decoded = base64.urlsafe_b64decode(value.encode() + b"==").decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("bad cursor") from None
-    if not looks_like(decoded, "tsk_"):
-        raise InvalidInput("bad cursor")
-    return decoded
-
-
 @router.get("/api/tasks")
 async def list_tasks(
     _: Claims = Depends(require(Scope.TASKS_READ)),
@@ -164,7 +152,7 @@ async def list_tasks(
     if since is not None:
         where.append("created_at >= ?")
         params.append(rfc3339(since))
-    after = _cursor(cursor)
+    after = decode_cursor(cursor, "tsk_")
     if after is not None:
         where.append("id < ?")
         params.append(after)
@@ -175,8 +163,5 @@ async def list_tasks(
     if where:
         sql += " WHERE " + " AND ".join(where)
     rows = await query(services.database, f"{sql} ORDER BY id DESC LIMIT ?", *params, limit + 1)
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = (
-        base64.urlsafe_b64encode(page[-1]["id"].encode()).decode().rstrip("=") if more else None
-    )
-    return {"tasks": page, "next_cursor": next_cursor}
+    tasks, next_cursor = page(rows, limit)
+    return {"tasks": tasks, "next_cursor": next_cursor}

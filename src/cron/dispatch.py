@@ -1,13 +1,17 @@
 """The scheduled handler: what a Cron Trigger does when it fires.
 
-Each event is recorded in D1 (`cron_events`) so an operator can see triggers fire. Job dispatch
-builds on this (see the cron jobs table when it lands); a cron with no job is logged, not lost.
+It maps the cron to this environment's jobs and hands each a run on its `JobRunner`, which
+makes the attempts from its alarm: this handler never waits for a backend or a backoff. Each
+event is recorded in D1 (`cron_events`) with the number of jobs it started; a cron with no job
+is logged, not lost.
 """
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 from clock import from_ms, rfc3339
+from cron.jobs import RUNNERS, JobTable
 from ids import new_id
 from logs import event, get_logger
 from services import Services
@@ -21,8 +25,23 @@ class ScheduledEvent:
     scheduled_time_ms: int
 
 
-async def on_scheduled(scheduled: ScheduledEvent, services: Services) -> None:
-    now = services.clock.now()
+async def on_scheduled(scheduled: ScheduledEvent, services: Services, jobs: JobTable) -> None:
+    environment = services.config.environment
+    matched = jobs.for_cron(environment, scheduled.cron)
+    runners = services.namespace(RUNNERS) if matched else None
+    outcomes = await asyncio.gather(
+        *(
+            runners.get(job.name).call("start", job.name, "cron", scheduled.scheduled_time_ms)
+            for job in matched
+            if runners is not None
+        ),
+        return_exceptions=True,
+    )
+    for job, outcome in zip(matched, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            event(log, logging.ERROR, "cron run not started", job=job.name, error=str(outcome))
+    if not matched:
+        event(log, logging.WARNING, "no job for this cron", cron=scheduled.cron, env=environment)
     event_id = new_id(services.clock.now_ms(), prefix="cev_")
     await services.database.execute(
         "INSERT INTO cron_events (id, cron, scheduled_time, handled_at, jobs)"
@@ -30,7 +49,8 @@ async def on_scheduled(scheduled: ScheduledEvent, services: Services) -> None:
         event_id,
         scheduled.cron,
         rfc3339(from_ms(scheduled.scheduled_time_ms)),
-        rfc3339(now),
-        0,
+        rfc3339(services.clock.now()),
+        sum(1 for o in outcomes if not isinstance(o, BaseException)),
     )
-    event(log, logging.INFO, "scheduled event handled", cron=scheduled.cron, id=event_id, jobs=0)
+    event(log, logging.INFO, "scheduled event handled", cron=scheduled.cron, id=event_id,
+          jobs=[job.name for job in matched])  # fmt: skip

@@ -41,10 +41,15 @@ def env(jsfake: Any, db: Any, entry: Any) -> Any:
     def limiter(object_id: Any) -> Any:
         return entry.RateLimiter(jsfake.FakeDurableObjectState(object_id), raw_env)
 
+    def job_runner(object_id: Any) -> Any:
+        return entry.JobRunner(jsfake.FakeDurableObjectState(object_id), raw_env)
+
     namespace = jsfake.FakeDurableObjectNamespace(factory=limiter, python_entrypoint=True)
+    runners = jsfake.FakeDurableObjectNamespace(factory=job_runner, python_entrypoint=True)
     raw_env = jsfake.make_env(
         DB=db,
         RATE_LIMITER=namespace,
+        JOB_RUNNER=runners,
         ENVIRONMENT="production",
         CORS_ORIGINS="https://apiary.example",
         JWT_SECRET=SECRET,
@@ -89,7 +94,11 @@ async def test_health_through_the_asgi_adapter(jsfake: Any, entry: Any, env: Any
     assert response.headers.get("x-correlation-id") == "cf-1"
     body = json.loads(await response.text())
     assert body["environment"] == "production"
-    assert body["checks"] == {"database": "ok"}
+    assert body["checks"] == {
+        "database": "ok",
+        "backend": "not_configured",
+        "auth": "not_configured",
+    }
     assert body["status"] == "ok"
 
 
@@ -125,14 +134,24 @@ async def test_websocket_upgrade_without_a_route_is_404(jsfake: Any, entry: Any,
 
 
 @pytest.mark.anyio
-async def test_scheduled_records_the_event_in_d1(
+async def test_scheduled_starts_job_runs_and_records_the_event(
     jsfake: Any, entry: Any, env: Any, db: Any
 ) -> None:
     worker = entry.Default(jsfake.FakeExecutionContext(), env)
     controller = jsfake.make_controller("6 2 * * *", 1_800_000_000_000)
     await worker.scheduled(controller, worker.env, jsfake.FakeExecutionContext())
-    rows = db.query("SELECT cron, scheduled_time FROM cron_events")
-    assert rows == [{"cron": "6 2 * * *", "scheduled_time": "2027-01-15T08:00:00.000Z"}]
+    rows = db.query("SELECT cron, scheduled_time, jobs FROM cron_events")
+    assert rows == [{"cron": "6 2 * * *", "scheduled_time": "2027-01-15T08:00:00.000Z", "jobs": 1}]
+    # The run went to the job's JobRunner (through the shell, over RPC) and was projected.
+    runs = db.query("SELECT job, source, status, scheduled_time FROM cron_runs")
+    assert runs == [
+        {
+            "job": "parties-import",
+            "source": "cron",
+            "status": "queued",
+            "scheduled_time": "2027-01-15T08:00:00.000Z",
+        }
+    ]
 
 
 @pytest.mark.anyio

@@ -19,7 +19,7 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> DevServer:
     project = tmp_path_factory.mktemp("project")
-    write_dev_vars(project, JWT_SECRET=JWT_SECRET)
+    write_dev_vars(project, JWT_SECRET=JWT_SECRET, BACKEND_BASE="")
     dev = DevServer(project / "state", config=project_config(project)).start()
     yield dev
     dev.stop()
@@ -48,7 +48,11 @@ def test_health(server: DevServer) -> None:
     assert RFC3339.match(body["timestamp"])
     assert body["environment"] == "development"
     assert body["version"] == "0.1.0"
-    assert body["checks"] == {"database": "ok"}
+    assert body["checks"] == {
+        "database": "ok",
+        "backend": "not_configured",
+        "auth": "not_configured",
+    }
 
 
 def test_docs_and_openapi(server: DevServer) -> None:
