@@ -21,10 +21,18 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def dev_server(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
-    """Factory: a running `apiary dev` for the real worker (default) or the probe worker."""
+    """Factory: a running `apiary dev` for the real worker (default), the probe worker, or
+    another worker module (`worker="module:WORKER"`, found on `pythonpath`)."""
     servers: list[DevServer] = []
 
-    def start(*, probe: bool = False, args: tuple[str, ...] = (), **dev_vars: str) -> DevServer:
+    def start(
+        *,
+        probe: bool = False,
+        worker: str = "worker:WORKER",
+        pythonpath: Path | None = None,
+        args: tuple[str, ...] = (),
+        **dev_vars: str,
+    ) -> DevServer:
         project = tmp_path / f"project{len(servers)}"
         project.mkdir()
         if probe:
@@ -40,7 +48,13 @@ def dev_server(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
             )
         else:
             config = project_config(project)
-            server = DevServer(tmp_path / f"state{len(servers)}", config=config, args=args)
+            server = DevServer(
+                tmp_path / f"state{len(servers)}",
+                config=config,
+                worker=worker,
+                pythonpath=pythonpath,
+                args=args,
+            )
         defaults = {"JWT_SECRET": JWT_SECRET, "PUBLIC_URL": server.url}
         write_dev_vars(project, **(defaults | dev_vars))
         servers.append(server)
