@@ -2,13 +2,14 @@
 
     apiary backend --apiary http://127.0.0.1:8787 --admin-token TOKEN --name worker-1 \
         [--port 9001] [--capabilities cpu,gpu] [--capacity 8] [--work-ms 200] [--fail-rate 0.1] \
-        [--reject 500:2] [--hang] [--heartbeat-s 5]
+        [--reject 500:2] [--hang] [--heartbeat-s 5] [--cron-token TOKEN]
 
 The contract (see the README): apiary sends `POST /tasks` with `{id, type, payload, attempt,
 lease_id, timeout_s, callback_url}` and `X-Apiary-Lease`; the backend answers 2xx at once,
 works, then calls `PUT callback_url` with its server credential, the lease, and
 `{status: succeeded|failed, result?, error?}`. It serves `GET /health`. This one registers
-itself with an admin token at start, heartbeats, and counts what happened at `GET /stats`.
+itself with an admin token at start (without one it only serves), heartbeats, answers scheduled
+job calls at `/cron/{job}` (checking `--cron-token`), and counts what happened at `GET /stats`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Backend:
     capacity: int
     admin_token: str | None
     heartbeat_s: float
+    cron_token: str | None = None
     url: str = ""
     server_id: str | None = None
     credential: str | None = None
@@ -144,6 +146,14 @@ class Backend:
         job.add_done_callback(self.tasks.discard)
         return JSONResponse({"accepted": task["id"]}, 202)
 
+    async def cron(self, request: Request) -> Response:
+        """A scheduled job call from apiary: check the token, count it, answer at once."""
+        if self.cron_token and request.headers.get("authorization") != f"Bearer {self.cron_token}":
+            return JSONResponse({"error": "bad cron token"}, 401)
+        body = await request.json() if request.method != "GET" else {}
+        self.stats[f"cron:{request.path_params['job']}"] += 1
+        return JSONResponse({"ok": True, "job": body.get("job"), "attempt": body.get("attempt")})
+
     async def health(self, _: Request) -> Response:
         return JSONResponse({"status": "ok", "active": self.active})
 
@@ -170,6 +180,7 @@ def build_app(backend: Backend) -> Starlette:
     return Starlette(
         routes=[
             Route("/tasks", backend.accept, methods=["POST"]),
+            Route("/cron/{job}", backend.cron, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/health", backend.health),
             Route("/stats", backend.report),
         ],
@@ -191,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reject", default="", metavar="STATUS:COUNT")
     parser.add_argument("--hang", action="store_true", help="never answer dispatches")
     parser.add_argument("--heartbeat-s", type=float, default=5.0)
+    parser.add_argument("--cron-token", help="the CRON_TOKEN scheduled job calls must carry")
     args = parser.parse_args(argv)
     status, _, count = args.reject.partition(":")
     backend = Backend(
@@ -207,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         capacity=args.capacity,
         admin_token=args.admin_token,
         heartbeat_s=args.heartbeat_s,
+        cron_token=args.cron_token,
         url=f"http://{args.host}:{args.port}",
     )
     uvicorn.run(build_app(backend), host=args.host, port=args.port, log_level="warning")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # as pytest's pythonpath
 
-from bench import health, tasks
+from bench import cron, health, tasks
 
-BENCHMARKS = {"health": health.run, "tasks": tasks.run}
+BENCHMARKS = {"health": health.run, "tasks": tasks.run, "cron": cron.run}
 
 
 def main(names: list[str]) -> int:

@@ -32,6 +32,11 @@ class Call:
     at: float  # time.time()
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog of 5 resets a burst of connections
+    daemon_threads = True
+
+
 class CronBackend:
     def __init__(self) -> None:
         self.calls: list[Call] = []
@@ -76,8 +81,7 @@ class CronBackend:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -22,6 +22,11 @@ every response carries `X-Correlation-ID`. Authenticate with `Authorization: Bea
 answer 2xx at once, then report with `PUT /api/task/{id}` using the server credential from
 registration and the lease. Serve `GET /health` (2xx up; `{"status": "degraded"}` degraded).
 5xx, 408, 429 and timeouts are retried; other 4xx fail the task.
+
+**Scheduled jobs.** apiary calls each job's path on `BACKEND_BASE` with
+`Authorization: Bearer CRON_TOKEN`, `X-Correlation-ID` (the run id) and
+`{job, source, scheduled_time, attempt}`; the same retry rules apply (401 is reported as an auth
+problem). `POST /trigger` runs jobs now; `/api/cron/*` shows the table and the run history.
 """
 
 

@@ -174,13 +174,14 @@ class JobRunner(DurableObjectLogic):
         }
 
         def write() -> None:
-            state = self._state() or {
-                "job": job.name, "failing": 0, "last_ok_ms": None, "watch_ms": None
-            }  # fmt: skip
+            known = self._state()
+            state = known or {"job": job.name, "failing": 0, "last_ok_ms": None, "watch_ms": None}
             schedule = job.schedule(self.ctx.services.config.environment)
-            if state["watch_ms"] is None and schedule is not None and not state["failing"]:
+            watch = state["watch_ms"] is None and schedule is not None and not state["failing"]
+            if watch:
                 state["watch_ms"] = missed_deadline_ms(schedule, now, job.grace_s)
-            self._write_state(state)
+            if known is None or watch:
+                self._write_state(state)
             for old in active:
                 if old["id"] in admission.cancel:
                     old.update(status=RunStatus.CANCELLED.value, next_at_ms=None, ended_ms=now)

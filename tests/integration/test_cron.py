@@ -1,5 +1,6 @@
 """Cron dispatch through `apiary dev`, against a real job backend and alert receiver on loopback."""
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,7 +10,7 @@ import httpx
 import pytest
 
 from tests.cron_backend import CronBackend, Reply
-from tests.harness import ROOT, DevServer, admin_token
+from tests.harness import APIARY, ROOT, DevServer, admin_token, free_port, wait_up
 
 pytestmark = pytest.mark.slow
 ADMIN = {"Authorization": f"Bearer {admin_token()}"}
@@ -260,6 +261,25 @@ def test_trigger_all_jobs_and_errors(apiary: Callable, backend: CronBackend) -> 
     assert httpx.post(f"{server.url}/trigger", headers=reader, json={}).status_code == 403
     assert httpx.get(f"{server.url}/api/cron/runs/crn_nope", headers=ADMIN).status_code == 404
     assert httpx.get(f"{server.url}/api/cron/runs?cursor=zz", headers=ADMIN).status_code == 422
+
+
+def test_the_reference_backend_answers_scheduled_jobs(apiary: Callable) -> None:
+    port = free_port()
+    command = [str(APIARY), "backend", "--port", str(port), "--cron-token", CRON_TOKEN]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as ref:
+        try:
+            wait_up(f"http://127.0.0.1:{port}/health")
+            server = apiary(BACKEND_BASE=f"http://127.0.0.1:{port}")
+            for started in trigger(server):
+                assert wait_run(server, started["id"])["status"] == "succeeded"
+            stats = httpx.get(f"http://127.0.0.1:{port}/stats").json()["stats"]
+            assert stats == {"cron:ee-recent": 1, "cron:parties-import": 1, "cron:check-current": 1}
+            wrong = apiary(BACKEND_BASE=f"http://127.0.0.1:{port}", CRON_TOKEN="not-the-token")
+            refused = wait_run(wrong, trigger(wrong, job="every5min")[0]["id"])
+            assert refused["status"] == "failed"
+            assert refused["error"].startswith("auth:")
+        finally:
+            ref.terminate()
 
 
 def test_jobs_listing_shows_schedule_next_run_and_last_outcome(
