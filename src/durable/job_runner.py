@@ -16,7 +16,8 @@ import json
 import logging
 from typing import Any, ClassVar
 
-from cron import records
+import correlation
+from cron import outbox, records
 from cron.jobs import JOBS, Job, JobTable
 from cron.policy import (
     ACTIVE,
@@ -32,12 +33,11 @@ from cron.policy import (
 from durable.base import AlarmInfo, DurableObjectLogic, rpc
 from ids import new_id
 from logs import event, get_logger, redact
-from ports import HttpError
+from ports import HttpError, Statement
 from tasks.retry import Backoff, next_delay_ms
 
 log = get_logger("cron")
 OUTBOX_RETRY_MS = 2_000
-ALERT_TRIES = 5
 KEEP_FINISHED = 100  # runs kept in the object; D1 keeps the whole history
 INTERRUPTED_AFTER_MS = 5_000  # past an attempt's timeout, it is taken as lost
 _SCHEMA = (
@@ -53,9 +53,7 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS state (
         id INTEGER PRIMARY KEY CHECK (id = 1), job TEXT NOT NULL, failing INTEGER NOT NULL,
         last_ok_ms INTEGER, watch_ms INTEGER)""",
-    """CREATE TABLE IF NOT EXISTS outbox (
-        key TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL,
-        tries INTEGER NOT NULL DEFAULT 0)""",
+    outbox.SCHEMA,
 )
 _ACTIVE = tuple(s.value for s in ACTIVE)
 
@@ -102,12 +100,7 @@ class JobRunner(DurableObjectLogic):
             f" VALUES ({','.join('?' * len(columns))})",
             *(run[c] for c in columns),
         )
-        self._queue(f"project:{run['id']}", "project", run["id"])
-
-    def _queue(self, key: str, kind: str, body: str) -> None:
-        self.ctx.storage.exec(
-            "INSERT OR IGNORE INTO outbox (key, kind, body) VALUES (?, ?, ?)", key, kind, body
-        )
+        outbox.queue(self.ctx.storage, f"project:{run['id']}", "project", run["id"])
 
     def _alert(
         self, state: dict[str, Any], outcome: Alert, run: dict[str, Any] | None, detail: str = ""
@@ -124,7 +117,7 @@ class JobRunner(DurableObjectLogic):
             kind.value, job.name, self.ctx.services.config.environment, run, detail
         )
         body = redact(json.dumps(message))
-        self._queue(f"alert:{new_id(self._now())}", "alert", body)
+        outbox.queue(self.ctx.storage, f"alert:{new_id(self._now())}", "alert", body)
         event(log, logging.WARNING, "cron alert", job=job.name, kind=kind.value)
 
     def _write_state(self, state: dict[str, Any]) -> None:
@@ -201,6 +194,10 @@ class JobRunner(DurableObjectLogic):
         state = self._state()
         if state is None:
             return
+        if state["job"] not in self.jobs:  # removed from the table since: nothing to do
+            event(log, logging.WARNING, "job no longer defined", job=state["job"])
+            await self.ctx.storage.delete_alarm()
+            return
         now = self._now()
         due = [r for r in self._runs(*_ACTIVE) if r["next_at_ms"] <= now]
         await asyncio.gather(*(self._attempt(run["id"]) for run in due))
@@ -227,7 +224,7 @@ class JobRunner(DurableObjectLogic):
         state = self._state()
         if state is not None and state["watch_ms"] is not None:
             times.append(state["watch_ms"])
-        if self.ctx.storage.exec("SELECT 1 FROM outbox LIMIT 1"):
+        if outbox.pending(self.ctx.storage):
             times.append(self._now() + OUTBOX_RETRY_MS)
         if times:
             await self.ctx.storage.set_alarm(min(times))
@@ -256,11 +253,20 @@ class JobRunner(DurableObjectLogic):
             self._save(run)
 
         self.ctx.storage.transaction(begin)
-        status, retry_after, error = await self._call(job, run)
+        base = (self.ctx.services.config.get("BACKEND_BASE") or "").rstrip("/")
+        if base:
+            token = correlation.bind(run["correlation_id"])
+            try:
+                status, retry_after, error = await self._call(job, run, base)
+            finally:
+                correlation.reset(token)
+            verdict = judge(status, n, job.max_attempts)
+        else:  # a configuration error: retrying cannot help
+            status, retry_after, error = None, None, "BACKEND_BASE is not set"
+            verdict = Verdict.FAILED
         ended = self._now()
         latest = self._run(run_id)  # a replace may have cancelled it while we waited
         assert latest is not None
-        verdict = judge(status, n, job.max_attempts)
         outcome = problem(status, error) if verdict != Verdict.SUCCEEDED else None
 
         def finish() -> None:
@@ -275,7 +281,7 @@ class JobRunner(DurableObjectLogic):
                 n,
             )
             if latest["status"] != RunStatus.RUNNING.value or latest["attempt"] != n:
-                self._queue(f"project:{run_id}", "project", run_id)
+                outbox.queue(self.ctx.storage, f"project:{run_id}", "project", run_id)
                 return
             state = self._state()
             assert state is not None
@@ -329,12 +335,11 @@ class JobRunner(DurableObjectLogic):
         self.ctx.storage.transaction(close)
         return not last
 
-    async def _call(self, job: Job, run: dict[str, Any]) -> tuple[int | None, str | None, str]:
+    async def _call(
+        self, job: Job, run: dict[str, Any], base: str
+    ) -> tuple[int | None, str | None, str]:
         """One HTTP attempt: (status or None, Retry-After, error excerpt)."""
         config = self.ctx.services.config
-        base = (config.get("BACKEND_BASE") or "").rstrip("/")
-        if not base:
-            return None, None, "BACKEND_BASE is not set"
         headers = {"X-Correlation-ID": run["correlation_id"]}
         token = config.get("CRON_TOKEN")
         if token:
@@ -362,47 +367,16 @@ class JobRunner(DurableObjectLogic):
     # --- the outbox ---
 
     async def _flush(self) -> None:
-        for item in self.ctx.storage.exec("SELECT * FROM outbox ORDER BY key"):
-            try:
-                if item["kind"] == "project":
-                    await self._project(item["body"])
-                else:
-                    await self._send(item["body"])
-            except Exception as exc:
-                tries = item["tries"] + 1
-                if item["kind"] == "alert" and tries >= ALERT_TRIES:
-                    event(log, logging.ERROR, "alert dropped", job=self._job_name(), error=str(exc))
-                    self.ctx.storage.exec("DELETE FROM outbox WHERE key = ?", item["key"])
-                else:
-                    log.warning("outbox flush failed; retrying", exc_info=True)
-                    self.ctx.storage.exec(
-                        "UPDATE outbox SET tries = ? WHERE key = ?", tries, item["key"]
-                    )
-                continue
-            self.ctx.storage.exec("DELETE FROM outbox WHERE key = ?", item["key"])
-        self._prune()
-
-    def _job_name(self) -> str | None:
         state = self._state()
-        return None if state is None else state["job"]
-
-    async def _project(self, run_id: str) -> None:
-        run = self._run(run_id)
-        if run is not None:
-            statements = records.projection(run, self._attempts(run_id))
-            await self.ctx.services.database.batch(statements)
-
-    async def _send(self, body: str) -> None:
-        url = self.ctx.services.config.get("SLACK_WEBHOOK_URL")
-        if not url:
-            event(log, logging.WARNING, "alert not sent: SLACK_WEBHOOK_URL is not set",
-                  job=self._job_name())  # fmt: skip
+        if state is None:
             return
-        response = await self.ctx.services.http.request(
-            "POST", url, json=json.loads(body), headers={}, timeout_s=10
-        )
-        if response.status >= 300:
-            raise RuntimeError(f"alert webhook answered HTTP {response.status}")
+
+        def projection(run_id: str) -> list[Statement] | None:
+            run = self._run(run_id)
+            return None if run is None else records.projection(run, self._attempts(run_id))
+
+        await outbox.flush(self.ctx.storage, self.ctx.services, state["job"], projection)
+        self._prune()
 
     def _prune(self) -> None:
         """Keep the newest finished runs here; D1 has them all."""

@@ -155,6 +155,30 @@ async def test_scheduled_starts_job_runs_and_records_the_event(
 
 
 @pytest.mark.anyio
+async def test_job_runner_attempts_from_its_alarm_through_the_shell(
+    jsfake: Any, entry: Any, env: Any, db: Any
+) -> None:
+    state = jsfake.FakeDurableObjectState(name="every5min")
+    runner = entry.JobRunner(state, env)
+    started = (await runner.start("every5min", "manual", 1_800_000_000_000)).to_py()
+    assert started["run"]["status"] == "queued"
+    assert await state.storage.getAlarm() is not None
+    await runner.alarm(jsfake.js_value({"retryCount": 0, "isRetry": False}))
+    # No BACKEND_BASE in this env: the attempt fails at once, without retries, and says why.
+    runs = db.query("SELECT id, status, attempts, error FROM cron_runs")
+    assert runs == [
+        {
+            "id": started["run"]["id"],
+            "status": "failed",
+            "attempts": 1,
+            "error": "BACKEND_BASE is not set",
+        }
+    ]
+    attempts = db.query("SELECT attempt, outcome, http_status FROM cron_attempts")
+    assert attempts == [{"attempt": 1, "outcome": "failed", "http_status": None}]
+
+
+@pytest.mark.anyio
 async def test_rate_limiter_over_rpc_through_the_shell(jsfake: Any, entry: Any, env: Any) -> None:
     from workers.rpc import _EnvWrapper
 
