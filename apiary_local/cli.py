@@ -3,6 +3,7 @@
     apiary dev    [--config wrangler.toml] [--env NAME] [--state DIR] [--port 8787] ...
     apiary token  --scope SCOPE [--scope ...] [--ttl 1h] [--subject NAME]
     apiary backend --apiary URL --admin-token TOKEN [...]   (the reference backend)
+    apiary device join|resume BASE_URL --swarm ID [--token TOKEN] [...]   (a swarm device)
 
 `src/` is imported the way Cloudflare imports it: as the import root, found from `main` in
 wrangler.toml. So nothing from `src/` is imported before the config is read.
@@ -128,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         from apiary_local import reference_backend
 
         return reference_backend.main(argv[1:])
+    if argv[:1] == ["device"]:
+        _import_root(Path(__file__).resolve().parents[1] / "src" / "entry.py")
+        from apiary_local import device_agent
+
+        return device_agent.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return _dev(args) if args.command == "dev" else _token(args)

@@ -58,3 +58,6 @@ ServerRegistry = durable_object_class("ServerRegistry", WORKER.durable_objects["
 ServerInstance = durable_object_class("ServerInstance", WORKER.durable_objects["ServerInstance"])
 TaskManager = durable_object_class("TaskManager", WORKER.durable_objects["TaskManager"])
 JobRunner = durable_object_class("JobRunner", WORKER.durable_objects["JobRunner"])
+SwarmCoordinator = durable_object_class(
+    "SwarmCoordinator", WORKER.durable_objects["SwarmCoordinator"]
+)

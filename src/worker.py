@@ -20,8 +20,12 @@ from durable.job_runner import JobRunner
 from durable.rate_limiter import RateLimiter
 from durable.server_instance import ServerInstance
 from durable.server_registry import ServerRegistry
+from durable.swarm_coordinator import SwarmCoordinator
 from durable.task_manager import TaskManager
+from ids import looks_like
 from services import Services, ServicesProvider
+
+SWARMS = "SWARMS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,11 @@ class WorkerDefinition:
 
 
 def websocket_route(path: str) -> ObjectAddress | None:
-    """Which object serves a WebSocket upgrade at `path` (none yet: swarms add theirs)."""
+    """Which object serves a WebSocket upgrade at `path`: `/api/swarms/{id}/ws`, its swarm."""
+    parts = path.strip("/").split("/")
+    shape = len(parts) == 4 and parts[:2] == ["api", "swarms"] and parts[3] == "ws"
+    if shape and looks_like(parts[2], "swm_"):
+        return ObjectAddress(SWARMS, parts[2])
     return None
 
 
@@ -52,6 +60,7 @@ def define_worker(jobs: JobTable) -> WorkerDefinition:
             "ServerInstance": ServerInstance,
             "TaskManager": TaskManager,
             "JobRunner": JobRunner.for_jobs(jobs),
+            "SwarmCoordinator": SwarmCoordinator,
         },
         scheduled=partial(on_scheduled, jobs=jobs),
         websocket_route=websocket_route,

@@ -1,0 +1,83 @@
+"""Swarm routes: create and inspect swarms, invite devices, submit jobs. The WebSocket
+(`/api/swarms/{id}/ws`) never comes here: the entrypoint routes it to the swarm's object."""
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from api.deps import get_services
+from api.rpc import unwrap
+from api.security import require
+from auth.scopes import Scope
+from auth.tokens import Claims
+from errors import NotFound, RateLimited
+from ids import looks_like, new_id
+from services import Services
+from swarms.models import InviteIn, JobIn, SwarmIn
+
+router = APIRouter(tags=["swarms"])
+SWARMS = "SWARMS"  # the SwarmCoordinator binding (see worker.websocket_route)
+LIMITER = "RATE_LIMITER"
+INVITES_PER_MINUTE = 5
+ADMIN = Depends(require(Scope.SWARMS_ADMIN))
+
+
+def _swarm(services: Services, swarm_id: str) -> Any:
+    if not looks_like(swarm_id, "swm_"):
+        raise NotFound("no such swarm")
+    return services.namespace(SWARMS).get(swarm_id)
+
+
+@router.post("/api/swarms", status_code=201)
+async def create_swarm(
+    body: SwarmIn, _: Claims = ADMIN, services: Services = Depends(get_services)
+) -> dict[str, Any]:
+    swarm_id = new_id(services.clock.now_ms(), prefix="swm_")
+    spec = {"id": swarm_id, **body.model_dump(mode="json")}
+    return unwrap(await _swarm(services, swarm_id).call("create", spec), "swarm")
+
+
+@router.get("/api/swarms/{swarm_id}")
+async def get_swarm(
+    swarm_id: str, _: Claims = ADMIN, services: Services = Depends(get_services)
+) -> dict[str, Any]:
+    return unwrap(await _swarm(services, swarm_id).call("snapshot"), "swarm")
+
+
+@router.post("/api/swarms/{swarm_id}/invites", status_code=201)
+async def create_invite(
+    swarm_id: str,
+    body: InviteIn | None = None,
+    _: Claims = ADMIN,
+    services: Services = Depends(get_services),
+) -> dict[str, Any]:
+    body = body or InviteIn()
+    swarm = _swarm(services, swarm_id)
+    limiter = services.namespace(LIMITER).get(f"invites:{swarm_id}")
+    verdict = await limiter.call("acquire", INVITES_PER_MINUTE, 60, 1)
+    if not verdict["allowed"]:
+        raise RateLimited(
+            f"at most {INVITES_PER_MINUTE} invites per minute per swarm",
+            retry_after_s=max(1, int(verdict["retry_after_s"] + 0.999)),
+        )
+    invite = unwrap(await swarm.call("invite", body.max_uses, body.ttl_s), "invite")
+    public = (services.config.get("PUBLIC_URL") or "").rstrip("/")
+    ws_base = public.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    return {**invite, "join_url": f"{ws_base}/api/swarms/{swarm_id}/ws"}
+
+
+@router.post("/api/swarms/{swarm_id}/jobs", status_code=201)
+async def create_job(
+    swarm_id: str, body: JobIn, _: Claims = ADMIN, services: Services = Depends(get_services)
+) -> dict[str, Any]:
+    spec = body.model_dump(mode="json")
+    return unwrap(await _swarm(services, swarm_id).call("add_job", spec), "job")
+
+
+@router.get("/api/swarms/{swarm_id}/jobs/{job_id}")
+async def get_job(
+    swarm_id: str, job_id: str, _: Claims = ADMIN, services: Services = Depends(get_services)
+) -> dict[str, Any]:
+    if not looks_like(job_id, "job_"):
+        raise NotFound("no such job")
+    return unwrap(await _swarm(services, swarm_id).call("get_job", job_id), "job")

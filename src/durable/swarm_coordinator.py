@@ -1,0 +1,339 @@
+"""SwarmCoordinator: one per swarm; its devices over hibernating WebSockets, its jobs, its state.
+
+Heartbeats (`ping` -> `pong`) are the hibernation auto-response and never wake the object;
+presence comes from their timestamps, swept by the alarm, and the alarm is set only while a
+socket is connected, so an idle swarm costs nothing. Every change that devices should see bumps
+the swarm's version; STATE broadcasts are coalesced to one per `broadcast_interval_ms` and only
+when the version moved. A frame is parsed before anything is touched: a bad one gets an ERROR
+and an audit line, and a socket that keeps sending them is closed with 1008 (policy).
+"""
+
+import json
+import logging
+from typing import Any
+
+from durable.base import AlarmInfo, DurableObjectLogic, ObjectRequest, ObjectResponse, rpc
+from ids import new_id
+from logs import event, get_logger
+from ports import Socket
+from swarms import credentials, views
+from swarms.handlers import handle
+from swarms.protocol import PING, PONG, ProtocolError, frame, parse
+from swarms.scheduling import INITIAL_QUOTA, Speed, presence, weights
+from swarms.store import SwarmStore
+from swarms.work import Work
+
+log = get_logger("swarms")
+MAX_BAD_FRAMES = 10
+POLICY_VIOLATION = 1008
+TIMED_OUT = 4001  # no heartbeat within heartbeat_timeout_s
+
+
+def _error(code: str, message: str, status: int) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+class SwarmCoordinator(DurableObjectLogic):
+    def on_start(self) -> None:
+        self.store = SwarmStore(self.ctx.storage)
+        self.ctx.sockets.set_auto_response(PING, PONG)
+
+    def _now(self) -> int:
+        return self.ctx.services.clock.now_ms()
+
+    def bump(self, doc: dict[str, Any]) -> int:
+        """A change devices should see: a new version, and a broadcast due (coalesced)."""
+        doc["version"] += 1
+        if doc.get("broadcast_at") is None:
+            interval = doc["settings"]["broadcast_interval_ms"]
+            doc["broadcast_at"] = max(self._now(), doc.get("last_broadcast_ms", 0) + interval)
+        return doc["version"]
+
+    def work(self, doc: dict[str, Any]) -> Work:
+        return Work(self.store, doc, self._now(), self.bump, self._device_sockets())
+
+    # --- RPC (from the API) ---
+
+    @rpc
+    async def create(self, spec: dict[str, Any]) -> dict[str, Any]:
+        doc = self.store.swarm()
+        if doc is None:
+            doc = {**spec, "created_ms": self._now(), "version": 0, "last_broadcast_ms": 0}
+            self.store.save_swarm(doc)
+        return {"swarm": views.swarm_view(doc)}
+
+    @rpc
+    async def snapshot(self) -> dict[str, Any]:
+        doc = self.store.swarm()
+        if doc is None:
+            return _error("not_found", "no such swarm", 404)
+        now, sockets = self._now(), self._device_sockets()
+        rows = self.store.devices()
+        speeds = {d["id"]: Speed(d["score"], d["ms_per_chunk"]) for d in rows}
+        weight, in_flight = weights(speeds), self.store.in_flight()
+        devices = []
+        for row in rows:
+            seen = self._last_seen(row, sockets.get(row["id"]))
+            status = presence(
+                now, seen, row["id"] in sockets, doc["settings"]["heartbeat_timeout_s"]
+            )
+            devices.append(
+                views.device_view(
+                    row,
+                    status=status,
+                    last_seen_ms=seen,
+                    weight=weight[row["id"]],
+                    in_flight=in_flight.get(row["id"], 0),
+                )
+            )
+        jobs = self.store.exec("SELECT * FROM jobs ORDER BY created_ms, id")
+        log_lines = [
+            {"at": views.when(r["at_ms"]), "level": r["level"], "message": r["message"]}
+            for r in self.store.recent_log()
+        ]
+        return {
+            "swarm": {
+                **views.swarm_view(doc),
+                "devices": devices,
+                "jobs": [views.job_view(j) for j in jobs],
+                "log": log_lines,
+            },
+        }
+
+    @rpc
+    async def invite(self, max_uses: int, ttl_s: int) -> dict[str, Any]:
+        if self.store.swarm() is None:
+            return _error("not_found", "no such swarm", 404)
+        token, now = credentials.new_token(), self._now()
+        expires = now + ttl_s * 1000
+        self.store.exec(
+            "INSERT INTO invites (digest, expires_ms, max_uses, created_ms) VALUES (?, ?, ?, ?)",
+            credentials.digest(token),
+            expires,
+            max_uses,
+            now,
+        )
+        return {"invite": {"token": token, "expires_at": views.when(expires), "max_uses": max_uses}}
+
+    @rpc
+    async def add_job(self, spec: dict[str, Any]) -> dict[str, Any]:
+        doc = self.store.swarm()
+        if doc is None:
+            return _error("not_found", "no such swarm", 404)
+        now = self._now()
+        job_id = new_id(now, prefix="job_")
+        version = self.bump(doc)
+
+        def write() -> None:
+            self.store.exec(
+                "INSERT INTO jobs (id, name, requirements, chunk_timeout_s, total, created_ms,"
+                " version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                job_id,
+                spec["name"],
+                json.dumps(spec["requirements"]),
+                spec["chunk_timeout_s"],
+                len(spec["chunks"]),
+                now,
+                version,
+            )
+            for idx, payload in enumerate(spec["chunks"]):
+                self.store.exec(
+                    "INSERT INTO chunks (id, job_id, idx, payload, status, attempts)"
+                    " VALUES (?, ?, ?, ?, 'pending', 0)",
+                    f"{job_id}.{idx}",
+                    job_id,
+                    idx,
+                    json.dumps(payload),
+                )
+            self.store.log(
+                now, "info", f"job {spec['name']} ({job_id}): {len(spec['chunks'])} chunks"
+            )
+
+        self.ctx.storage.transaction(write)
+        self.work(doc).schedule()
+        await self._finish(doc)
+        job = self.store.job(job_id)
+        assert job is not None
+        return {"job": views.job_view(job)}
+
+    @rpc
+    async def get_job(self, job_id: str) -> dict[str, Any]:
+        job = self.store.job(job_id) if self.store.swarm() is not None else None
+        if job is None:
+            return _error("not_found", "no such job", 404)
+        chunks = self.store.exec("SELECT * FROM chunks WHERE job_id = ? ORDER BY idx", job_id)
+        return {"job": {**views.job_view(job), "chunks": [views.chunk_view(c) for c in chunks]}}
+
+    # --- sockets ---
+
+    async def on_request(self, request: ObjectRequest) -> ObjectResponse:
+        doc = self.store.swarm()
+        if not request.is_websocket_upgrade:
+            return await super().on_request(request)
+        if doc is None:
+            return ObjectResponse.json(_error("not_found", "no such swarm", 404)["error"], 404)
+        origin = request.headers.get("origin")
+        allowed = doc["settings"].get("allowed_origins") or []
+        if origin and allowed and origin not in allowed:
+            event(log, logging.WARNING, "audit: upgrade refused", swarm=doc["id"], origin=origin)
+            return ObjectResponse.json({"code": "forbidden", "message": "origin not allowed"}, 403)
+        pid = request.query.get("persistentId", "")[:64] or None
+        socket = self.ctx.sockets.accept(
+            tags=["device"], attachment={"pid": pid, "dev": None, "bad": 0, "v": 0, "seen": 0}
+        )
+        await self._finish(doc)
+        return ObjectResponse.upgrade(socket)
+
+    async def on_socket_message(self, socket: Socket, message: str | bytes) -> None:
+        doc = self.store.swarm()
+        if doc is None:
+            socket.close(POLICY_VIOLATION, "no such swarm")
+            return
+        meta = socket.attachment or {}
+        meta["seen"] = self._now()
+        if message == PING:  # only when the auto-response did not answer it
+            socket.attach(meta)
+            socket.send(PONG)
+            return
+        try:
+            kind, data = parse(message)
+            if meta.get("dev") is None and kind not in ("JOIN", "RESUME"):
+                raise ProtocolError("invalid", "send JOIN or RESUME first")
+        except ProtocolError as exc:
+            self.bad_frame(socket, meta, doc, exc.code, exc.message)
+            return
+        socket.attach(meta)
+        await handle(self, socket, meta, doc, kind, data)
+        await self._finish(doc)
+
+    def bad_frame(
+        self, socket: Socket, meta: dict[str, Any], doc: dict[str, Any], code: str, message: str
+    ) -> None:
+        meta["bad"] = meta.get("bad", 0) + 1
+        event(
+            log,
+            logging.WARNING,
+            "audit: bad frame",
+            swarm=doc["id"],
+            device=meta.get("dev"),
+            persistent_id=meta.get("pid"),
+            code=code,
+            detail=message,
+            count=meta["bad"],
+        )
+        socket.attach(meta)
+        socket.send(frame("ERROR", {"code": code, "message": message}))
+        if meta["bad"] >= MAX_BAD_FRAMES:
+            socket.close(POLICY_VIOLATION, "too many bad frames")
+
+    async def on_socket_close(self, socket: Socket, code: int, reason: str) -> None:
+        doc = self.store.swarm()
+        device_id = (socket.attachment or {}).get("dev")
+        if doc is None or device_id is None:
+            return
+        socket.attach({**(socket.attachment or {}), "dev": None})
+        if device_id not in self._device_sockets():
+            self.work(doc).device_gone(device_id, f"disconnected ({code})")
+        await self._finish(doc)
+
+    # --- the alarm: presence, deadlines, broadcasts ---
+
+    async def on_alarm(self, info: AlarmInfo) -> None:
+        doc = self.store.swarm()
+        if doc is None:
+            return
+        sockets, now = self._device_sockets(), self._now()
+        timeout = doc["settings"]["heartbeat_timeout_s"]
+        work = self.work(doc)
+        for row in self.store.exec("SELECT * FROM devices WHERE status != 'offline'"):
+            socket = sockets.get(row["id"])
+            status = presence(now, self._last_seen(row, socket), socket is not None, timeout)
+            if status == "offline":
+                if socket is not None:
+                    socket.attach({**(socket.attachment or {}), "dev": None})
+                    socket.close(TIMED_OUT, "heartbeat timeout")
+                work.device_gone(row["id"], "heartbeat timeout")
+            elif status != row["status"]:
+                self.store.update_device(row["id"], self.bump(doc), status=status)
+        work.expire_deadlines()
+        work.schedule()
+        if doc.get("broadcast_at") is not None and now >= doc["broadcast_at"]:
+            self._broadcast(doc)
+        await self._finish(doc)
+
+    def _broadcast(self, doc: dict[str, Any]) -> None:
+        doc["broadcast_at"] = None
+        doc["last_broadcast_ms"] = self._now()
+        cache: dict[int | None, str] = {}
+        for socket in self.ctx.sockets.sockets("device"):
+            meta = socket.attachment or {}
+            if meta.get("dev") is None or meta.get("v") == doc["version"]:
+                continue
+            since = None if views.wants_full(meta.get("v"), doc["version"]) else meta["v"]
+            if since not in cache:
+                cache[since] = self.state_frame(doc, since)
+            socket.send(cache[since])
+            socket.attach({**meta, "v": doc["version"]})
+
+    def state_frame(self, doc: dict[str, Any], since: int | None) -> str:
+        floor = -1 if since is None else since
+        devices = self.store.exec("SELECT * FROM devices WHERE version > ? ORDER BY id", floor)
+        jobs = self.store.exec("SELECT * FROM jobs WHERE version > ? ORDER BY id", floor)
+        return frame("STATE", views.state_frame(doc["version"], since, devices, jobs))
+
+    # --- helpers ---
+
+    def _device_sockets(self) -> dict[str, Socket]:
+        found = {}
+        for socket in self.ctx.sockets.sockets("device"):
+            device_id = (socket.attachment or {}).get("dev")
+            if device_id is not None:
+                found[device_id] = socket
+        return found
+
+    def _last_seen(self, row: dict[str, Any], socket: Socket | None) -> int | None:
+        seen = [row["last_seen_ms"] or 0]
+        if socket is not None:
+            seen.append((socket.attachment or {}).get("seen") or 0)
+            heartbeat = self.ctx.sockets.auto_response_timestamp(socket)
+            if heartbeat is not None:
+                seen.append(int(heartbeat.timestamp() * 1000))
+        return max(seen) or None
+
+    def new_device(self, doc: dict[str, Any], persistent_id: str | None) -> tuple[str, str]:
+        now = self._now()
+        device_id, secret = new_id(now, prefix="dev_"), credentials.new_token()
+        self.store.exec(
+            "INSERT INTO devices (id, secret, persistent_id, quota, reliability, status,"
+            " last_seen_ms, joined_ms, version) VALUES (?, ?, ?, ?, 1.0, 'online', ?, ?, ?)",
+            device_id,
+            secret,
+            persistent_id,
+            INITIAL_QUOTA,
+            now,
+            now,
+            self.bump(doc),
+        )
+        return device_id, secret
+
+    async def _finish(self, doc: dict[str, Any]) -> None:
+        """Save the swarm document and set the alarm: only while a socket is connected."""
+        self.store.save_swarm(doc)
+        connected = self.ctx.sockets.sockets("device")
+        current = await self.ctx.storage.get_alarm()
+        if not connected:
+            if current is not None:
+                await self.ctx.storage.delete_alarm()
+            return
+        now = self._now()
+        times = [now + int(doc["settings"]["heartbeat_timeout_s"] * 250)]
+        if doc.get("broadcast_at") is not None:
+            times.append(doc["broadcast_at"])
+        deadline = self.store.exec(
+            "SELECT min(deadline_ms) AS at FROM chunks WHERE status = 'assigned'"
+        )[0]["at"]
+        if deadline is not None:
+            times.append(deadline)
+        target = min(times)
+        if current is None or current > target or current < now - 60_000:
+            await self.ctx.storage.set_alarm(target)
