@@ -140,6 +140,8 @@ class DeviceAgent:
             finally:
                 beats.cancel()
                 stopping.cancel()
+                for chunk in self._chunks:  # chunks live on a connection
+                    chunk.cancel()
                 self._ws = None
 
     def _hello(self) -> str:

@@ -23,12 +23,15 @@ class CloudflareSocket:
         self._ctx = ctx
 
     def send(self, message: str | bytes) -> None:
-        if isinstance(message, bytes):
-            from pyodide.ffi import to_js
+        try:
+            if isinstance(message, bytes):
+                from pyodide.ffi import to_js
 
-            self.ws.send(to_js(message))
-        else:
-            self.ws.send(message)
+                self.ws.send(to_js(message))
+            else:
+                self.ws.send(message)
+        except Exception as exc:  # a JS error: the socket is closing or closed
+            raise PortError(f"send failed: {exc}") from exc
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self.ws.close(code, reason)

@@ -18,7 +18,7 @@ from logs import event, get_logger
 from ports import Socket
 from swarms import credentials, views
 from swarms.handlers import handle
-from swarms.protocol import PING, PONG, ProtocolError, frame, parse
+from swarms.protocol import PING, PONG, ProtocolError, deliver, frame, hang_up, parse
 from swarms.scheduling import INITIAL_QUOTA, Speed, presence, weights
 from swarms.store import SwarmStore
 from swarms.work import Work
@@ -187,13 +187,15 @@ class SwarmCoordinator(DurableObjectLogic):
     async def on_socket_message(self, socket: Socket, message: str | bytes) -> None:
         doc = self.store.swarm()
         if doc is None:
-            socket.close(POLICY_VIOLATION, "no such swarm")
+            hang_up(socket, POLICY_VIOLATION, "no such swarm")
             return
         meta = socket.attachment or {}
+        if meta.get("closed"):
+            return  # sent before our close reached the client
         meta["seen"] = self._now()
         if message == PING:  # only when the auto-response did not answer it
             socket.attach(meta)
-            socket.send(PONG)
+            deliver(socket, PONG)
             return
         try:
             kind, data = parse(message)
@@ -222,9 +224,9 @@ class SwarmCoordinator(DurableObjectLogic):
             count=meta["bad"],
         )
         socket.attach(meta)
-        socket.send(frame("ERROR", {"code": code, "message": message}))
+        deliver(socket, frame("ERROR", {"code": code, "message": message}))
         if meta["bad"] >= MAX_BAD_FRAMES:
-            socket.close(POLICY_VIOLATION, "too many bad frames")
+            hang_up(socket, POLICY_VIOLATION, "too many bad frames")
 
     async def on_socket_close(self, socket: Socket, code: int, reason: str) -> None:
         doc = self.store.swarm()
@@ -250,8 +252,7 @@ class SwarmCoordinator(DurableObjectLogic):
             status = presence(now, self._last_seen(row, socket), socket is not None, timeout)
             if status == "offline":
                 if socket is not None:
-                    socket.attach({**(socket.attachment or {}), "dev": None})
-                    socket.close(TIMED_OUT, "heartbeat timeout")
+                    hang_up(socket, TIMED_OUT, "heartbeat timeout")
                 work.device_gone(row["id"], "heartbeat timeout")
             elif status != row["status"]:
                 self.store.update_device(row["id"], self.bump(doc), status=status)
@@ -272,7 +273,7 @@ class SwarmCoordinator(DurableObjectLogic):
             since = None if views.wants_full(meta.get("v"), doc["version"]) else meta["v"]
             if since not in cache:
                 cache[since] = self.state_frame(doc, since)
-            socket.send(cache[since])
+            deliver(socket, cache[since])
             socket.attach({**meta, "v": doc["version"]})
 
     def state_frame(self, doc: dict[str, Any], since: int | None) -> str:

@@ -15,7 +15,9 @@ from swarms.protocol import (
     Join,
     Resume,
     Sync,
+    deliver,
     frame,
+    hang_up,
 )
 from swarms.views import wants_full
 
@@ -60,17 +62,18 @@ async def handle(
         assert isinstance(data, JobComplete)
         work = swarm.work(doc)
         if not work.complete(device_id, data):
-            socket.send(
+            deliver(
+                socket,
                 frame(
                     "SYSTEM_LOG",
                     {"level": "info", "message": f"{data.chunkId}: not yours now; ignored"},
-                )
+                ),
             )
         work.schedule()
     elif kind == "SYNC":
         assert isinstance(data, Sync)
         since = None if wants_full(data.version, doc["version"]) else data.version
-        socket.send(swarm.state_frame(doc, since))
+        deliver(socket, swarm.state_frame(doc, since))
         socket.attach({**meta, "v": doc["version"]})
 
 
@@ -103,7 +106,9 @@ def _join(
     limit = doc["settings"].get("max_devices")
     count = store.exec("SELECT count(*) AS n FROM devices WHERE status != 'offline'")[0]["n"]
     if limit is not None and count >= limit:
-        socket.send(frame("ERROR", {"code": "swarm_full", "message": f"at most {limit} devices"}))
+        deliver(
+            socket, frame("ERROR", {"code": "swarm_full", "message": f"at most {limit} devices"})
+        )
         return
     store.exec("UPDATE invites SET uses = uses + 1 WHERE digest = ?", invite["digest"])
     device_id, secret = swarm.new_device(doc, meta.get("pid"))
@@ -143,8 +148,9 @@ def _resume(
     )
     for other in swarm.ctx.sockets.sockets("device"):
         if other is not socket and (other.attachment or {}).get("dev") == data.device_id:
-            other.attach({**(other.attachment or {}), "dev": None})
-            other.close(REPLACED, "resumed elsewhere")
+            hang_up(other, REPLACED, "resumed elsewhere")
+    # Chunks live on a connection: what the device held on its last one goes back to the queue.
+    swarm.work(doc).release_held(data.device_id, "device reconnected")
     store.update_device(data.device_id, swarm.bump(doc), status="online", last_seen_ms=now)
     store.log(now, "info", f"device {data.device_id} resumed")
     _welcome(swarm, socket, meta, doc, data.device_id, {"resumed": True})
@@ -159,7 +165,7 @@ def _welcome(
     extra: dict[str, Any],
 ) -> None:
     socket.attach({**meta, "dev": device_id, "bad": 0, "v": doc["version"]})
-    socket.send(frame("WELCOME", {"device_id": device_id, "swarm_id": doc["id"], **extra}))
-    socket.send(swarm.state_frame(doc, None))
+    deliver(socket, frame("WELCOME", {"device_id": device_id, "swarm_id": doc["id"], **extra}))
+    deliver(socket, swarm.state_frame(doc, None))
     event(log, logging.INFO, "device connected", swarm=doc["id"], device=device_id)
     swarm.work(doc).schedule()

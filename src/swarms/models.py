@@ -24,7 +24,7 @@ class SwarmIn(BaseModel):
 class InviteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_uses: int = Field(default=1, ge=1, le=10_000)
-    ttl_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    ttl_s: int = Field(default=86_400, ge=1, le=30 * 86_400)
 
 
 class Requirements(BaseModel):

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from ports import PortError, Socket
+
 MAX_FRAME_BYTES = 64 * 1024
 PING, PONG = "ping", "pong"
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -121,3 +123,18 @@ def parse(frame: str | bytes) -> tuple[str, _Data]:
 def frame(kind: str, data: dict[str, Any]) -> str:
     """A server frame: WELCOME, STATE, JOB_ASSIGN, SYSTEM_LOG or ERROR."""
     return json.dumps({"type": kind, "data": data}, separators=(",", ":"), default=str)
+
+
+def deliver(socket: Socket, message: str) -> bool:
+    """Send unless the socket has gone away (its close event follows); never raises."""
+    try:
+        socket.send(message)
+    except PortError:
+        return False
+    return True
+
+
+def hang_up(socket: Socket, code: int, reason: str) -> None:
+    """Close from our side; frames already in flight from the client are then ignored."""
+    socket.attach({**(socket.attachment or {}), "dev": None, "closed": True})
+    socket.close(code, reason)

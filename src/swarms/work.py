@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from ports import Socket
-from swarms.protocol import JobComplete, frame
+from swarms.protocol import JobComplete, deliver, frame
 from swarms.scheduling import (
     DeviceLoad,
     Requirements,
@@ -93,7 +93,8 @@ class Work:
         )
         chunk = self.store.chunk(chunk_id)
         assert chunk is not None
-        self.sockets[device_id].send(
+        deliver(
+            self.sockets[device_id],
             frame(
                 "JOB_ASSIGN",
                 {
@@ -102,7 +103,7 @@ class Work:
                     "payload": json.loads(chunk["payload"]),
                     "deadline": when(deadline),
                 },
-            )
+            ),
         )
 
     def complete(self, device_id: str, data: JobComplete) -> bool:
@@ -142,14 +143,17 @@ class Work:
     def device_gone(self, device_id: str, why: str) -> None:
         """Offline (closed, or silent past the timeout): its chunks go back to the queue."""
         self.store.update_device(device_id, self.bump(self.doc), status="offline")
+        back = self.release_held(device_id, why)
+        self.store.log(self.now, "info", f"device {device_id} offline: {why}; {back} chunks back")
+
+    def release_held(self, device_id: str, why: str) -> int:
+        """Its chunks back to the queue, without counting the attempt against them."""
         held = self.store.exec(
             "SELECT * FROM chunks WHERE status = 'assigned' AND device_id = ?", device_id
         )
         for chunk in held:
             self._release(chunk, f"device {why}", count_attempt=False)
-        self.store.log(
-            self.now, "info", f"device {device_id} offline: {why}; {len(held)} chunks back"
-        )
+        return len(held)
 
     def expire_deadlines(self) -> None:
         late = self.store.exec(
