@@ -117,9 +117,8 @@ async def test_two_hundred_devices_finish_two_thousand_chunks_despite_twenty_dro
     job_id = submit(
         server, swarm_id, [{"n": n, "ms": 100} for n in range(2000)], chunk_timeout_s=30
     )
-    deadline = time.monotonic() + 60
-    while sum(len(a.completed) for a in agents) < 300 and time.monotonic() < deadline:
-        await asyncio.sleep(0.005)  # mid-run, by the devices' own count
+    while sum(len(a.completed) for a in agents) < 300:  # noqa: ASYNC110 (mid-run, by the devices)
+        await asyncio.sleep(0.005)
     for agent in agents[:20]:
         agent.drop()  # the first twenty vanish without a close frame ...
     drop.set()  # ... and never come back
