@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from apiary_local.device_agent import DeviceAgent, echo
 from swarms import credentials
-from tests.harness import DevServer, admin_token
+from tests.harness import APIARY, DevServer, admin_token
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 ADMIN = {"Authorization": f"Bearer {admin_token()}"}
@@ -432,3 +433,91 @@ def test_fuzzed_frames_over_the_wire_leave_the_swarm_intact(
     assert "Traceback" not in server.log()
     assert "handler failed" not in server.log()
     sockets.close()
+
+
+async def test_broadcasts_are_coalesced_and_an_idle_swarm_sets_no_alarm(
+    dev_server: Callable[..., DevServer],
+) -> None:
+    server = dev_server(args=("--no-cron",))
+    swarm_id = create_swarm(server, broadcast_interval_ms=500, heartbeat_timeout_s=4)
+
+    async def heartbeats(*sockets: Any) -> None:
+        while True:
+            for ws in sockets:
+                await ws.send("ping")
+            await asyncio.sleep(0.5)
+
+    async with websockets.connect(ws_url(server, swarm_id, "watcher")) as watcher:
+        beating = asyncio.create_task(heartbeats(watcher))
+        await send(watcher, "JOIN", {"invite_token": token(server, swarm_id)})
+        await receive(watcher, "WELCOME")
+        await receive(watcher, "STATE")  # the full snapshot on joining
+        async with websockets.connect(ws_url(server, swarm_id, "busy")) as busy:
+            await send(busy, "JOIN", {"invite_token": token(server, swarm_id)})
+            await receive(busy, "WELCOME")
+            beating.cancel()
+            beating = asyncio.create_task(heartbeats(watcher, busy))
+            started = time.monotonic()
+            for n in range(40):  # forty changes in about a second
+                await send(busy, "BENCHMARK_RESULT", {"score": n + 1})
+                await asyncio.sleep(0.025)
+            states = []
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    states.append(await receive(watcher, "STATE", timeout_s=1.2))
+            elapsed = time.monotonic() - started
+        assert 1 <= len(states) <= elapsed / 0.5 + 1  # at most one per interval
+        assert all(not s["full"] for s in states)  # deltas
+        last = states[-1]
+        assert [d["name"] for d in last["devices"]] == [None]  # only what changed: the busy one
+        # The collection ended on 1.2 s of silence: no change, no broadcast. The busy device
+        # leaving is a change: one more delta, saying so.
+        gone = await receive(watcher, "STATE", timeout_s=3)
+        assert [d["status"] for d in gone["devices"]] == ["offline"]
+        beating.cancel()
+    await asyncio.sleep(1.5)  # the closes are handled; the last alarm clears itself
+    alarms = server.meter()["objects"]["SwarmCoordinator"].get("do_alarms", 0)
+    await asyncio.sleep(3.0)  # three sweep intervals: a connected swarm would have swept
+    assert server.meter()["objects"]["SwarmCoordinator"].get("do_alarms", 0) == alarms
+
+
+def test_the_device_cli_joins_runs_chunks_and_resumes(
+    dev_server: Callable[..., DevServer], tmp_path: Path
+) -> None:
+    server = dev_server(args=("--no-cron",))
+    swarm_id = create_swarm(server)
+    creds = tmp_path / "device.json"
+    base = [str(APIARY), "device"]
+    common = [server.url, "--swarm", swarm_id, "--credentials", str(creds), "--name", "cli"]
+    join = [*base, "join", *common, "--token", token(server, swarm_id), "--heartbeat-s", "1"]
+    with subprocess.Popen(join, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as device:
+        try:
+            job_id = submit(server, swarm_id, [{"n": n} for n in range(5)])
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                record = httpx.get(
+                    f"{server.url}/api/swarms/{swarm_id}/jobs/{job_id}", headers=ADMIN
+                ).json()
+                if record["done"] == 5:
+                    break
+                time.sleep(0.1)
+            assert record["done"] == 5
+        finally:
+            device.terminate()
+    saved = json.loads(creds.read_text())
+    assert saved["device_id"].startswith("dev_")
+    assert oct(creds.stat().st_mode & 0o777) == "0o600"
+    with subprocess.Popen([*base, "resume", *common], stdout=subprocess.DEVNULL) as device:
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                devices = snapshot(server, swarm_id)["devices"]
+                if devices[0]["status"] == "online" and "resumed" in str(
+                    snapshot(server, swarm_id)["log"]
+                ):
+                    break
+                time.sleep(0.1)
+            assert [d["id"] for d in devices] == [saved["device_id"]]
+            assert devices[0]["status"] == "online"
+        finally:
+            device.terminate()
