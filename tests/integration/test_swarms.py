@@ -210,6 +210,15 @@ async def test_invites_rate_limit_expiry_and_uses(dev_server: Callable[..., DevS
         await send(ws, "JOIN", {"invite_token": "not-an-invite-token"})
         assert await receive(ws, "ERROR") == {"code": "auth_failed", "message": "unknown invite"}
     assert len(snapshot(server, swarm_id)["devices"]) == 2
+    small = create_swarm(server, max_devices=1)
+    many = token(server, small, max_uses=5)
+    async with websockets.connect(ws_url(server, small, "a")) as first:
+        await send(first, "JOIN", {"invite_token": many})
+        await receive(first, "WELCOME")
+        async with websockets.connect(ws_url(server, small, "b")) as second:
+            await send(second, "JOIN", {"invite_token": many})
+            full = await receive(second, "ERROR")
+            assert full == {"code": "swarm_full", "message": "at most 1 devices"}
     missing = invite(server, "swm_01M8000000000000000000000")
     assert missing.status_code == 404
 
