@@ -29,6 +29,12 @@ class ObjectBinding:
 
 
 @dataclass(frozen=True, slots=True)
+class BucketBinding:
+    binding: str
+    bucket_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerConfig:
     name: str
     environment: str | None
@@ -39,6 +45,7 @@ class WorkerConfig:
     durable_objects: list[ObjectBinding]
     crons: list[str]
     sqlite_classes: frozenset[str] = field(default_factory=frozenset)
+    buckets: list[BucketBinding] = field(default_factory=list)
 
     @property
     def src_dir(self) -> Path:
@@ -124,4 +131,8 @@ def load(path: Path, environment: str | None = None) -> WorkerConfig:
         durable_objects=objects,
         crons=list(section.get("triggers", {}).get("crons", [])),
         sqlite_classes=sqlite_classes,
+        buckets=[
+            BucketBinding(entry["binding"], entry.get("bucket_name", entry["binding"]))
+            for entry in section.get("r2_buckets", [])
+        ],
     )

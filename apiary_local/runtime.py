@@ -7,6 +7,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiary_local.buckets import LocalBucket
 from apiary_local.config import ConfigError, WorkerConfig
 from apiary_local.d1 import LocalD1, apply_migrations
 from apiary_local.meter import Meter
@@ -80,6 +81,9 @@ class LocalRuntime:
             http=self.http,
             clock=self.clock,
             config=Config(values, secret_names=SECRETS | frozenset(config.secrets)),
+            buckets={
+                b.binding: LocalBucket(state_dir / "r2" / b.bucket_name) for b in config.buckets
+            },
         )
         register_secrets(self.services.config.secrets())
         self.app: Any = definition.create_app(lambda scope: self.services)

@@ -61,3 +61,5 @@ JobRunner = durable_object_class("JobRunner", WORKER.durable_objects["JobRunner"
 SwarmCoordinator = durable_object_class(
     "SwarmCoordinator", WORKER.durable_objects["SwarmCoordinator"]
 )
+BrowserTestRun = durable_object_class("BrowserTestRun", WORKER.durable_objects["BrowserTestRun"])
+BrowserLimits = durable_object_class("BrowserLimits", WORKER.durable_objects["BrowserLimits"])

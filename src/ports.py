@@ -129,6 +129,17 @@ class Namespace(Protocol):
     def get(self, name: str) -> ObjectStub: ...
 
 
+# --- Object storage buckets (R2) -------------------------------------------------------------
+
+
+class Bucket(Protocol):
+    """R2: blobs by key. `get` returns None for a missing key."""
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+
 # --- Outbound HTTP, clock, config -------------------------------------------------------------
 
 

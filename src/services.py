@@ -5,10 +5,10 @@ Worker's `env` on Cloudflare. Routes receive it through one FastAPI dependency.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ports import Clock, Config, Database, Http, Namespace
+from ports import Bucket, Clock, Config, Database, Http, Namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +18,13 @@ class Services:
     http: Http
     clock: Clock
     config: Config
+    buckets: Mapping[str, Bucket] = field(default_factory=dict)
+
+    def bucket(self, binding: str) -> Bucket:
+        try:
+            return self.buckets[binding]
+        except KeyError:
+            raise LookupError(f"no R2 bucket binding named {binding!r}") from None
 
     def namespace(self, binding: str) -> Namespace:
         try:

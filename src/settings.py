@@ -22,6 +22,9 @@ VARS = frozenset(
         "TASK_WAIT_POLL_S",
         "DISPATCH_TIMEOUT_S",
         "DISPATCH_TRIES",
+        "CF_API_BASE",
+        "BROWSER_MAX_CONCURRENCY",
+        "BROWSER_REQUESTS_PER_MINUTE",
     }
 )
 SECRETS = frozenset(
@@ -30,5 +33,6 @@ SECRETS = frozenset(
         "CRON_TOKEN",
         "SLACK_WEBHOOK_URL",
         "CF_API_TOKEN",
+        "BROWSER_CREDENTIALS",
     }
 )

@@ -16,6 +16,8 @@ from api.app import create_app
 from cron.dispatch import ScheduledEvent, on_scheduled
 from cron.jobs import JOBS, JobTable
 from durable.base import DurableObjectLogic
+from durable.browser_limits import BrowserLimits
+from durable.browser_test_run import BrowserTestRun
 from durable.job_runner import JobRunner
 from durable.rate_limiter import RateLimiter
 from durable.server_instance import ServerInstance
@@ -61,6 +63,8 @@ def define_worker(jobs: JobTable) -> WorkerDefinition:
             "TaskManager": TaskManager,
             "JobRunner": JobRunner.for_jobs(jobs),
             "SwarmCoordinator": SwarmCoordinator,
+            "BrowserTestRun": BrowserTestRun,
+            "BrowserLimits": BrowserLimits,
         },
         scheduled=partial(on_scheduled, jobs=jobs),
         websocket_route=websocket_route,

@@ -5,7 +5,7 @@ Nothing runs in lifespan: the Workers ASGI adapter runs lifespan around every re
 
 from fastapi import FastAPI
 
-from api import cron, errors, health, servers, swarms, tasks, whoami
+from api import browser_tests, cron, errors, health, servers, swarms, tasks, whoami
 from api.cors import CorsMiddleware
 from api.edge import EdgeMiddleware
 from cron.jobs import JOBS, JobTable
@@ -41,6 +41,7 @@ def create_app(services: ServicesProvider, jobs: JobTable = JOBS) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(cron.router)
     app.include_router(swarms.router)
+    app.include_router(browser_tests.router)
     # Added last = outermost: the edge sees every request and response.
     app.add_middleware(CorsMiddleware, services=services)
     app.add_middleware(EdgeMiddleware)

@@ -6,11 +6,31 @@ from typing import Any
 from clock import SystemClock
 from cloudflare_adapters.d1 import D1Database
 from cloudflare_adapters.namespace import CloudflareNamespace
+from cloudflare_adapters.r2 import R2Bucket
 from logs import register_secrets
 from outbound import HttpxHttp
-from ports import Config, Namespace
+from ports import Bucket, Config, Namespace
 from services import Services
 from settings import SECRETS, VARS
+
+
+class _EnvBuckets(Mapping[str, Bucket]):
+    """R2 bindings of `env`, looked up by binding name when first used."""
+
+    def __init__(self, env: Any) -> None:
+        self._env = env
+
+    def __getitem__(self, binding: str) -> Bucket:
+        value = getattr(self._env, binding, None)
+        if value is None:
+            raise KeyError(binding)
+        return R2Bucket(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
 
 
 class _EnvNamespaces(Mapping[str, Namespace]):
@@ -50,4 +70,5 @@ def services_from_env(env: Any) -> Services:
         http=HttpxHttp(),
         clock=SystemClock(),
         config=config,
+        buckets=_EnvBuckets(env),
     )

@@ -1,0 +1,170 @@
+"""Run one browser check: observe through the runners, then judge with `browser.checks`.
+
+- smoke: a direct fetch (status, load time), the REST `snapshot` (content, screenshot) and
+  `scrape` (selectors); console errors from the step runner when one is configured.
+- auth, user_journey: the step runner.
+- security_session: a direct fetch for the headers, the step runner for the session cookie
+  (flags, rotation at login, refusal after logout).
+
+Credentials come from the `BROWSER_CREDENTIALS` secret at run time; the step runner never
+echoes a filled value, and none is stored in the result.
+"""
+
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from browser import checks
+from browser.clients import BrowserError, Busy, Rendering, StepRunner
+from logs import register_secrets
+from ports import HttpError
+from services import Services
+
+STEP_TIMEOUT_MS = 30_000
+FETCH_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Outcome:
+    status: str  # passed | failed | error
+    assertions: list[dict[str, Any]] = field(default_factory=list)
+    screenshot: bytes | None = None
+    error: str | None = None
+
+
+def credentials(services: Services, name: str) -> dict[str, str]:
+    raw = services.config.get("BROWSER_CREDENTIALS") or "{}"
+    try:
+        entry = json.loads(raw).get(name)
+    except (ValueError, AttributeError):
+        entry = None
+    if not isinstance(entry, dict) or not {"username", "password"} <= set(entry):
+        raise BrowserError(f"no credentials named {name!r} in BROWSER_CREDENTIALS")
+    register_secrets([entry["password"]])  # redacted from every log line from now on
+    return entry
+
+
+def _resolve(services: Services, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps for the runner: `secret: "name.field"` becomes the value, here and nowhere else."""
+    resolved = []
+    for step in steps:
+        step = dict(step)
+        secret = step.pop("secret", None)
+        if secret is not None:
+            name, _, part = secret.partition(".")
+            step["value"] = credentials(services, name)[part or "password"]
+        resolved.append(step)
+    return resolved
+
+
+def _last_screenshot(run: dict[str, Any]) -> bytes | None:
+    shots = [s["screenshot"] for s in run.get("steps", []) if s.get("screenshot")]
+    return base64.b64decode(shots[-1]) if shots else None
+
+
+async def _fetch(services: Services, url: str) -> tuple[int, dict[str, str], int]:
+    started = time.monotonic()
+    try:
+        response = await services.http.request("GET", url, timeout_s=FETCH_TIMEOUT_S)
+    except HttpError as exc:
+        raise BrowserError(f"fetch {url}: {exc.kind}: {exc}") from exc
+    return response.status, dict(response.headers), int((time.monotonic() - started) * 1000)
+
+
+def _login_steps(login: dict[str, Any], url: str) -> list[dict[str, Any]]:
+    name = login["credentials"]
+    return [
+        {"action": "goto", "url": login.get("login_url") or url},
+        {"action": "fill", "selector": login["username_selector"], "secret": f"{name}.username"},
+        {"action": "fill", "selector": login["password_selector"], "secret": f"{name}.password"},
+        {"action": "click", "selector": login["submit_selector"]},
+    ]
+
+
+async def smoke(services: Services, url: str, options: dict[str, Any]) -> Outcome:
+    rendering, runner = Rendering(services), StepRunner(services)
+    status, _, fetch_ms = await _fetch(services, url)
+    html, screenshot = await rendering.snapshot(url)
+    found = await rendering.scrape(url, options.get("required_selectors", []))
+    console, load_ms = None, fetch_ms
+    if runner.configured:
+        run = await runner.run([{"action": "goto", "url": url}], timeout_ms=STEP_TIMEOUT_MS)
+        console, load_ms = run.get("console_errors", []), run.get("load_ms") or fetch_ms
+    found_checks = checks.smoke(options, status=status, html=html, found=found, load_ms=load_ms,
+                                console_errors=console)  # fmt: skip
+    return Outcome(checks.verdict(found_checks), found_checks, screenshot)
+
+
+async def auth(services: Services, url: str, options: dict[str, Any]) -> Outcome:
+    planned = _login_steps(options, url)
+    if options.get("expect_selector"):
+        planned.append({"action": "wait_for", "selector": options["expect_selector"]})
+    planned.append({"action": "screenshot"})
+    run = await StepRunner(services).run(_resolve(services, planned), timeout_ms=STEP_TIMEOUT_MS)
+    found = checks.auth(options, run, login_steps=4)
+    return Outcome(checks.verdict(found), found, _last_screenshot(run))
+
+
+async def journey(services: Services, url: str, options: dict[str, Any]) -> Outcome:
+    planned = options["steps"]
+    run = await StepRunner(services).run(_resolve(services, planned), timeout_ms=STEP_TIMEOUT_MS)
+    found = checks.steps(run, planned)
+    return Outcome(checks.verdict(found), found, _last_screenshot(run))
+
+
+def _value(cookies: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((c for c in cookies if c.get("name") == name), None)
+
+
+async def security(services: Services, url: str, options: dict[str, Any]) -> Outcome:
+    runner, name = StepRunner(services), options["session_cookie"]
+    _, headers, _ = await _fetch(services, url)
+    found = checks.headers(headers)
+    login = options.get("login")
+    if login is None:
+        run = await runner.run([{"action": "goto", "url": url}], timeout_ms=STEP_TIMEOUT_MS)
+        found += checks.cookie_flags(_value(run.get("cookies", []), name), name)
+        return Outcome(checks.verdict(found), found, _last_screenshot(run))
+    planned = [
+        {"action": "goto", "url": login.get("login_url") or url},
+        {"action": "cookies"},
+        *_login_steps(login, url)[1:],
+        {"action": "wait_for", "selector": options["logged_in_selector"]},
+        {"action": "cookies"},
+        {"action": "screenshot"},
+        {"action": "goto", "url": options["logout_url"]},
+    ]
+    run = await runner.run(_resolve(services, planned), timeout_ms=STEP_TIMEOUT_MS)
+    jars = [s.get("cookies") or [] for s in run["steps"] if s["action"] == "cookies"]
+    before = _value(jars[0], name) if jars else None
+    after = _value(jars[1], name) if len(jars) > 1 else None
+    logged_in = len(jars) > 1
+    reused_works = False
+    if after is not None:  # the old session, replayed after logout, must be refused
+        replay = await runner.run(
+            [{"action": "goto", "url": options["protected_url"]},
+             {"action": "wait_for", "selector": options["logged_in_selector"]}],
+            cookies=[{"name": name, "value": after["value"], "url": options["protected_url"]}],
+            timeout_ms=2_000,
+        )  # fmt: skip
+        reused_works = bool(replay.get("ok"))
+    found += checks.cookie_flags(after, name)
+    found += checks.session_lifecycle(
+        name, before and before["value"], after and after["value"], logged_in, reused_works
+    )
+    return Outcome(checks.verdict(found), found, _last_screenshot(run))
+
+
+CHECKS = {"smoke": smoke, "auth": auth, "user_journey": journey, "security_session": security}
+
+
+async def execute(services: Services, test_type: str, url: str, options: dict) -> Outcome:
+    """Never raises for the browser's failures: those are an `error` outcome."""
+    try:
+        return await CHECKS[test_type](services, url, options)
+    except Busy:
+        raise  # not a result: the run waits for its turn
+    except BrowserError as exc:
+        return Outcome("error", error=str(exc))
