@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: install dev test test-python wrangler-check lint bench clean token
+.PHONY: install chromium dev test test-python wrangler-check lint bench clean token
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x "$(PYTHON)" || { echo "Python $(PYTHON_VERSION) not found via pyenv"; exit 1; }
@@ -19,7 +19,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-install: $(STAMP) node_modules/.installed
+# Synthetic browser checks drive Debian's Chromium by path: Playwright's own browser
+# downloads are never used (only the package registries are reachable).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+chromium:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+
+install: $(STAMP) node_modules/.installed chromium
 
 .dev.vars:
 	@sed "s/change-me-to-a-long-random-string/$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \

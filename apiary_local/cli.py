@@ -4,6 +4,7 @@
     apiary token  --scope SCOPE [--scope ...] [--ttl 1h] [--subject NAME]
     apiary backend --apiary URL --admin-token TOKEN [...]   (the reference backend)
     apiary device join|resume BASE_URL --swarm ID [--token TOKEN] [...]   (a swarm device)
+    apiary browser-runner [--host 127.0.0.1] [--port 8790] [--max-concurrency 2]   (browser checks)
 
 `src/` is imported the way Cloudflare imports it: as the import root, found from `main` in
 wrangler.toml. So nothing from `src/` is imported before the config is read.
@@ -129,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         from apiary_local import reference_backend
 
         return reference_backend.main(argv[1:])
+    if argv[:1] == ["browser-runner"]:
+        from apiary_local import browser_runner
+
+        return browser_runner.main(argv[1:])
     if argv[:1] == ["device"]:
         _import_root(Path(__file__).resolve().parents[1] / "src" / "entry.py")
         from apiary_local import device_agent

@@ -88,6 +88,25 @@ class LocalRuntime:
         register_secrets(self.services.config.secrets())
         self.app: Any = definition.create_app(lambda scope: self.services)
         self._tasks: list[asyncio.Task[None]] = []
+        self._browser: Any = None
+        self._rendering: Any = None
+
+    def browser_rendering(self) -> Any:
+        """The Browser Rendering REST subset, on a real Chromium started at first use."""
+        if self._rendering is None:
+            from apiary_local.browser_engine import BrowserEngine
+            from apiary_local.browser_rendering import create_app
+
+            values = self.services.config
+            self._browser = BrowserEngine(
+                max_concurrency=int(values.get("BROWSER_MAX_CONCURRENCY") or 2)
+            )
+            self._rendering = create_app(
+                self._browser,
+                api_token=values.get("CF_API_TOKEN"),
+                rate_per_minute=int(values.get("LOCAL_BROWSER_RATE_PER_MINUTE") or 180),
+            )
+        return self._rendering
 
     async def start(self) -> None:
         for binding, database in self.databases.items():
@@ -114,6 +133,8 @@ class LocalRuntime:
             await host.stop()
         for database in self.databases.values():
             database.close()
+        if self._browser is not None:
+            await self._browser.close()
         await self.http.aclose()
 
     async def scheduled(self, cron: str, scheduled_time_ms: int) -> None:

@@ -2,6 +2,8 @@
 
 - `/__meter` (GET; POST `/__meter/reset`): the meter, to loopback clients only.
 - `/__scheduled?cron=...&time=...`: run the scheduled handler now (wrangler dev's convention).
+- `/client/v4/accounts/{id}/browser-rendering/...`: the Browser Rendering REST subset apiary
+  uses, on a real Chromium (set `CF_API_BASE` to `http://127.0.0.1:8787/client/v4`).
 - WebSocket upgrades whose path the worker routes to an object go straight to that object.
 - Everything else is the Worker's own HTTP app.
 """
@@ -17,6 +19,7 @@ from durable.base import ObjectRequest
 from logs import get_logger
 
 log = get_logger("server")
+BROWSER_RENDERING = "/client/v4/accounts/"  # Cloudflare's REST path, served locally
 _LOOPBACK = ("127.", "::1", "localhost")
 
 
@@ -70,6 +73,8 @@ class LocalServer:
             await self._meter(scope, send)
         elif scope["path"] == "/__scheduled":
             await self._scheduled(scope, send)
+        elif scope["path"].startswith(BROWSER_RENDERING):
+            await self.runtime.browser_rendering()(scope, receive, send)
         else:
             self.runtime.meter.count("worker_requests")
             await self.runtime.app(scope, receive, send)

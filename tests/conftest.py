@@ -56,7 +56,9 @@ def dev_server(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
                 args=args,
             )
         defaults = {"JWT_SECRET": JWT_SECRET, "PUBLIC_URL": server.url}
-        write_dev_vars(project, **(defaults | dev_vars))
+        # "{url}" in a value is this server's own URL (known only once its port is chosen).
+        values = {k: v.replace("{url}", server.url) for k, v in (defaults | dev_vars).items()}
+        write_dev_vars(project, **values)
         servers.append(server)
         return server.start()
 

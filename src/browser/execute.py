@@ -23,6 +23,7 @@ from ports import HttpError
 from services import Services
 
 STEP_TIMEOUT_MS = 30_000
+EXPECT_TIMEOUT_MS = 5_000  # how long a page may take to show what a login should bring
 FETCH_TIMEOUT_S = 30.0
 
 
@@ -50,7 +51,9 @@ def _resolve(services: Services, steps: list[dict[str, Any]]) -> list[dict[str, 
     """Steps for the runner: `secret: "name.field"` becomes the value, here and nowhere else."""
     resolved = []
     for step in steps:
-        step = dict(step)
+        step = {k: v for k, v in step.items() if v is not None}
+        if step["action"] != "screenshot":
+            step.pop("full_page", None)
         secret = step.pop("secret", None)
         if secret is not None:
             name, _, part = secret.partition(".")
@@ -92,15 +95,22 @@ async def smoke(services: Services, url: str, options: dict[str, Any]) -> Outcom
     if runner.configured:
         run = await runner.run([{"action": "goto", "url": url}], timeout_ms=STEP_TIMEOUT_MS)
         console, load_ms = run.get("console_errors", []), run.get("load_ms") or fetch_ms
-    found_checks = checks.smoke(options, status=status, html=html, found=found, load_ms=load_ms,
-                                console_errors=console)  # fmt: skip
+    found_checks = checks.smoke(
+        options, status=status, html=html, found=found, load_ms=load_ms, console_errors=console
+    )
     return Outcome(checks.verdict(found_checks), found_checks, screenshot)
 
 
 async def auth(services: Services, url: str, options: dict[str, Any]) -> Outcome:
     planned = _login_steps(options, url)
     if options.get("expect_selector"):
-        planned.append({"action": "wait_for", "selector": options["expect_selector"]})
+        planned.append(
+            {
+                "action": "wait_for",
+                "selector": options["expect_selector"],
+                "timeout_ms": EXPECT_TIMEOUT_MS,
+            }
+        )
     planned.append({"action": "screenshot"})
     run = await StepRunner(services).run(_resolve(services, planned), timeout_ms=STEP_TIMEOUT_MS)
     found = checks.auth(options, run, login_steps=4)
@@ -112,6 +122,22 @@ async def journey(services: Services, url: str, options: dict[str, Any]) -> Outc
     run = await StepRunner(services).run(_resolve(services, planned), timeout_ms=STEP_TIMEOUT_MS)
     found = checks.steps(run, planned)
     return Outcome(checks.verdict(found), found, _last_screenshot(run))
+
+
+def _declared(
+    cookie: dict[str, Any] | None, headers: dict[str, str], name: str
+) -> dict[str, Any] | None:
+    """The cookie with SameSite as the site declared it, when the first page set it.
+
+    Chromium reports a cookie set without SameSite as Lax (its default); the check is about
+    what the site asks for, so the Set-Cookie attribute wins when we saw it.
+    """
+    if cookie is None:
+        return None
+    for line in headers.get("set-cookie", "").split("\n"):
+        if line.strip().startswith(f"{name}=") and "samesite" not in line.lower():
+            return {**cookie, "sameSite": "not set"}
+    return cookie
 
 
 def _value(cookies: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
@@ -131,7 +157,11 @@ async def security(services: Services, url: str, options: dict[str, Any]) -> Out
         {"action": "goto", "url": login.get("login_url") or url},
         {"action": "cookies"},
         *_login_steps(login, url)[1:],
-        {"action": "wait_for", "selector": options["logged_in_selector"]},
+        {
+            "action": "wait_for",
+            "selector": options["logged_in_selector"],
+            "timeout_ms": EXPECT_TIMEOUT_MS,
+        },
         {"action": "cookies"},
         {"action": "screenshot"},
         {"action": "goto", "url": options["logout_url"]},
@@ -144,13 +174,15 @@ async def security(services: Services, url: str, options: dict[str, Any]) -> Out
     reused_works = False
     if after is not None:  # the old session, replayed after logout, must be refused
         replay = await runner.run(
-            [{"action": "goto", "url": options["protected_url"]},
-             {"action": "wait_for", "selector": options["logged_in_selector"]}],
+            [
+                {"action": "goto", "url": options["protected_url"]},
+                {"action": "wait_for", "selector": options["logged_in_selector"]},
+            ],
             cookies=[{"name": name, "value": after["value"], "url": options["protected_url"]}],
             timeout_ms=2_000,
-        )  # fmt: skip
+        )
         reused_works = bool(replay.get("ok"))
-    found += checks.cookie_flags(after, name)
+    found += checks.cookie_flags(_declared(after, run.get("headers", {}), name), name)
     found += checks.session_lifecycle(
         name, before and before["value"], after and after["value"], logged_in, reused_works
     )

@@ -1,0 +1,246 @@
+"""One warm headless Chromium for synthetic browser checks, driven through Playwright.
+
+`BrowserEngine` launches Debian's Chromium by path (`$APIARY_CHROMIUM`, else `chromium` on
+PATH, else /usr/bin/chromium; never a Playwright-downloaded build) on first use and keeps it.
+Every operation gets a fresh browser context, so cookies and storage never leak between runs.
+At most `max_concurrency` operations hold a context at once; the others queue for up to their
+timeout, then fail with `EngineBusy`. Every operation is bounded by its timeout: a page that
+never answers, crashes or drops the connection gives a `NavigationError` (for `run_steps`, a
+failed step), never a hang. Only http(s) URLs are opened, so a check cannot read the runner's
+own files through file:// URLs.
+
+    snapshot(url, viewport=, full_page=, timeout_ms=) -> {"content": html, "screenshot": b64 PNG}
+    scrape(url, selectors, viewport=, timeout_ms=) -> [{"selector", "results": [{"text", "html",
+        "attributes": [{"name", "value"}], "height", "width", "top", "left"}]}]  (Cloudflare's)
+    screenshot(url, viewport=, full_page=, timeout_ms=) -> PNG bytes
+    run_steps(steps, cookies=, timeout_ms=) -> the step runner's result; the contract is in
+        `apiary_local.browser_runner`, which serves it as `POST /run`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    async_playwright,
+)
+from playwright.async_api import Error as PlaywrightError
+
+from apiary_local.browser_steps import (
+    CLEANUP_S,
+    InvalidRequest,
+    StepRun,
+    b64,
+    check_timeout,
+    check_url,
+    first_line,
+    parse_cookies,
+    parse_steps,
+)
+
+__all__ = ["BrowserEngine", "BrowserError", "EngineBusy", "InvalidRequest", "NavigationError"]
+
+DEFAULT_TIMEOUT_MS = 30_000
+
+
+class BrowserError(Exception):
+    """The browser could not do the work (launch failed, the browser crashed...)."""
+
+
+class NavigationError(BrowserError):
+    """The page could not be loaded: a network error, a dropped connection, or a timeout."""
+
+
+class EngineBusy(BrowserError):
+    """Every slot stayed taken for the whole timeout."""
+
+
+def chromium_path() -> str:
+    return os.environ.get("APIARY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+class BrowserEngine:
+    def __init__(
+        self,
+        *,
+        max_concurrency: int = 4,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        executable: str | None = None,
+    ) -> None:
+        self.timeout_ms = timeout_ms
+        self.executable = executable
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._launching = asyncio.Lock()
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._closed = False
+
+    async def close(self) -> None:
+        self._closed = True
+        async with self._launching:
+            await self._shutdown()
+
+    async def snapshot(
+        self,
+        url: str,
+        *,
+        viewport: dict[str, int] | None = None,
+        full_page: bool = False,
+        timeout_ms: int | None = None,
+    ) -> dict[str, str]:
+        timeout_ms = self._timeout(timeout_ms)
+        async with self._page(timeout_ms, viewport=viewport) as (_, page):
+            await self._open(page, url, timeout_ms)
+            content = await page.content()
+            png = await page.screenshot(full_page=full_page)
+        return {"content": content, "screenshot": b64(png)}
+
+    async def scrape(
+        self,
+        url: str,
+        selectors: list[str],
+        *,
+        viewport: dict[str, int] | None = None,
+        timeout_ms: int | None = None,
+    ) -> list[dict[str, Any]]:
+        timeout_ms = self._timeout(timeout_ms)
+        async with self._page(timeout_ms, viewport=viewport) as (_, page):
+            await self._open(page, url, timeout_ms)
+            found = []
+            for selector in selectors:
+                try:
+                    results = await page.locator(selector).evaluate_all(_SCRAPE_JS)
+                except PlaywrightError as exc:
+                    raise InvalidRequest(f"selector {selector!r}: {first_line(exc)}") from exc
+                found.append({"selector": selector, "results": results})
+        return found
+
+    async def screenshot(
+        self,
+        url: str,
+        *,
+        viewport: dict[str, int] | None = None,
+        full_page: bool = False,
+        timeout_ms: int | None = None,
+    ) -> bytes:
+        timeout_ms = self._timeout(timeout_ms)
+        async with self._page(timeout_ms, viewport=viewport) as (_, page):
+            await self._open(page, url, timeout_ms)
+            return await page.screenshot(full_page=full_page)
+
+    async def run_steps(
+        self,
+        steps: list[dict[str, Any]],
+        *,
+        cookies: list[dict[str, Any]] | None = None,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    ) -> dict[str, Any]:
+        """Runs `steps` in one fresh context, stopping at the first failure; raises
+        `InvalidRequest` before touching the browser if the steps or cookies are malformed."""
+        parsed = parse_steps(steps)
+        jar = parse_cookies(cookies)
+        timeout_ms = check_timeout(timeout_ms)
+        async with self._page(timeout_ms) as (context, page):
+            try:
+                await context.add_cookies(jar)  # type: ignore[arg-type]
+            except PlaywrightError as exc:
+                raise InvalidRequest(f"cookies: {first_line(exc)}") from exc
+            run = StepRun(context, page, timeout_ms)
+            return await run.execute(parsed)
+
+    def _timeout(self, timeout_ms: int | None) -> int:
+        return check_timeout(self.timeout_ms if timeout_ms is None else timeout_ms)
+
+    @contextlib.asynccontextmanager
+    async def _page(
+        self, timeout_ms: int, **options: Any
+    ) -> AsyncIterator[tuple[BrowserContext, Page]]:
+        """A page in a new context, holding a slot; the body is bounded by the timeout plus
+        a cleanup allowance (the step runner spends that on its report)."""
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise EngineBusy(f"no browser slot free within {timeout_ms} ms") from None
+        try:
+            browser = await self._ensure_browser()
+            options = {k: v for k, v in options.items() if v is not None}
+            try:
+                context = await browser.new_context(**options)
+            except PlaywrightError as exc:
+                raise BrowserError(f"could not open a browser context: {first_line(exc)}") from exc
+            try:
+                context.set_default_timeout(timeout_ms)
+                context.set_default_navigation_timeout(timeout_ms)
+                async with asyncio.timeout(timeout_ms / 1000 + 3 * CLEANUP_S):
+                    yield context, await context.new_page()
+            except TimeoutError:
+                raise NavigationError(f"timed out after {timeout_ms} ms") from None
+            except PlaywrightError as exc:
+                raise BrowserError(first_line(exc)) from exc
+            finally:
+                with contextlib.suppress(PlaywrightError, TimeoutError):
+                    async with asyncio.timeout(CLEANUP_S):
+                        await context.close()
+        finally:
+            self._slots.release()
+
+    async def _open(self, page: Page, url: str, timeout_ms: int) -> None:
+        check_url(url)
+        try:
+            await page.goto(url, wait_until="load", timeout=timeout_ms)
+        except PlaywrightError as exc:
+            raise NavigationError(first_line(exc)) from exc
+
+    async def _ensure_browser(self) -> Browser:
+        async with self._launching:
+            if self._closed:
+                raise BrowserError("the browser engine is closed")
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            await self._shutdown()  # a crashed browser: start afresh
+            try:
+                self._playwright = await async_playwright().start()
+                self._browser = await self._playwright.chromium.launch(
+                    executable_path=self.executable or chromium_path(),
+                    headless=True,
+                    # Root (no sandbox possible) and containers with a small /dev/shm.
+                    args=["--no-sandbox", "--disable-dev-shm-usage"],
+                    timeout=DEFAULT_TIMEOUT_MS,
+                )
+            except (PlaywrightError, OSError) as exc:
+                await self._shutdown()
+                raise BrowserError(f"could not launch Chromium: {first_line(exc)}") from exc
+            return self._browser
+
+    async def _shutdown(self) -> None:
+        browser, playwright = self._browser, self._playwright
+        self._browser = self._playwright = None
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            if browser is not None:
+                async with asyncio.timeout(CLEANUP_S):
+                    await browser.close()
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            if playwright is not None:
+                async with asyncio.timeout(CLEANUP_S):
+                    await playwright.stop()
+
+
+_SCRAPE_JS = """els => els.map(e => {
+  const r = e.getBoundingClientRect();
+  return {
+    text: e.innerText ?? e.textContent ?? "",
+    html: e.innerHTML,
+    attributes: Array.from(e.attributes, a => ({name: a.name, value: a.value})),
+    height: r.height, width: r.width, top: r.top, left: r.left,
+  };
+})"""
