@@ -6,13 +6,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # as pytest's pythonpath
 
-from bench import cron, health, swarms, tasks
+from bench import browser, cron, health, swarms, tasks
 
 BENCHMARKS = {
     "health": health.run,
     "tasks": tasks.run,
     "cron": cron.run,
     "swarms": swarms.run,
+    "browser": browser.run,
 }
 
 

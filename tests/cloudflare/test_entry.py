@@ -331,3 +331,51 @@ async def test_d1_adapter_contract(jsfake: Any, db: Any) -> None:
     assert results[1].rows == [{"n": 2}]
     with pytest.raises(PortError):
         await d1.execute("SELECT * FROM missing")
+
+
+@pytest.mark.anyio
+async def test_r2_adapter_contract(jsfake: Any) -> None:
+    from workers.rpc import _EnvWrapper
+
+    from cloudflare_adapters.r2 import R2Bucket
+
+    js_method = jsfake.values.js_method
+
+    class FakeR2Object(jsfake.JsProxy):
+        js_class = "R2ObjectBody"
+
+        def __init__(self, data: bytes) -> None:
+            self._data = data
+
+        @js_method
+        def arrayBuffer(self) -> Any:
+            return jsfake.JsPromise.resolve(jsfake.ArrayBuffer(self._data))
+
+    class FakeR2Bucket(jsfake.JsProxy):
+        """R2's Workers API as documented: put(key, value, options), get(key) -> body | null."""
+
+        js_class = "R2Bucket"
+
+        def __init__(self) -> None:
+            self.objects: dict[str, tuple[bytes, Any]] = {}
+
+        @js_method
+        def put(self, key: Any, value: Any, options: Any = None) -> Any:
+            inner = value._check() if isinstance(value, jsfake.PyProxy) else value
+            assert isinstance(inner, jsfake.Uint8Array), f"R2 put got {inner!r}"
+            self.objects[key] = (inner.to_bytes(), options.httpMetadata.contentType)
+            return jsfake.JsPromise.resolve(None)
+
+        @js_method
+        def get(self, key: Any) -> Any:
+            found = self.objects.get(key)
+            return jsfake.JsPromise.resolve(
+                jsfake.jsnull if found is None else FakeR2Object(found[0])
+            )
+
+    fake = FakeR2Bucket()
+    bucket = R2Bucket(_EnvWrapper(jsfake.make_env(ARTIFACTS=fake)).ARTIFACTS)
+    await bucket.put("screenshots/a.png", b"\x89PNG data", "image/png")
+    assert fake.objects["screenshots/a.png"] == (b"\x89PNG data", "image/png")
+    assert await bucket.get("screenshots/a.png") == b"\x89PNG data"
+    assert await bucket.get("missing") is None
