@@ -197,10 +197,19 @@ class StepRun:
             report |= {"ok": False, "error": f"timed out after {timeout_ms} ms"}
         report["duration_ms"] = _ms(time.monotonic() - started)
         if not report["ok"]:
-            with contextlib.suppress(PlaywrightError, TimeoutError):
-                async with asyncio.timeout(CLEANUP_S):
-                    report["screenshot"] = b64(await self.page.screenshot())
+            report["screenshot"] = await self._failure_screenshot()
         return report
+
+    async def _failure_screenshot(self) -> str | None:
+        """What the page showed when the step failed. A page still settling (an error page
+        replacing a dropped load) can refuse the first try, so it gets a few within CLEANUP_S."""
+        deadline = time.monotonic() + CLEANUP_S
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(PlaywrightError, TimeoutError):
+                async with asyncio.timeout(left):
+                    return b64(await self.page.screenshot())
+            await asyncio.sleep(0.2)
+        return None
 
     async def _goto(self, step: dict[str, Any], timeout_ms: int) -> dict[str, Any]:
         first, self.navigated = not self.navigated, True
