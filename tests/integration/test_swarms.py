@@ -223,6 +223,7 @@ async def test_broadcasts_are_coalesced_and_an_idle_swarm_sets_no_alarm(
     assert server.meter()["objects"]["SwarmCoordinator"].get("do_alarms", 0) == alarms
 
 
+@pytest.mark.timeout(120)
 def test_the_device_cli_joins_runs_chunks_and_resumes(
     dev_server: Callable[..., DevServer], tmp_path: Path
 ) -> None:
@@ -232,18 +233,20 @@ def test_the_device_cli_joins_runs_chunks_and_resumes(
     base = [str(APIARY), "device"]
     common = [server.url, "--swarm", swarm_id, "--credentials", str(creds), "--name", "cli"]
     join = [*base, "join", *common, "--token", token(server, swarm_id), "--heartbeat-s", "1"]
-    with subprocess.Popen(join, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as device:
+    output = tmp_path / "device.log"
+    with output.open("wb") as log, subprocess.Popen(join, stdout=log, stderr=log) as device:
         try:
             job_id = submit(server, swarm_id, [{"n": n} for n in range(5)])
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and device.poll() is None:
                 record = httpx.get(
                     f"{server.url}/api/swarms/{swarm_id}/jobs/{job_id}", headers=ADMIN
                 ).json()
                 if record["done"] == 5:
                     break
                 time.sleep(0.1)
-            assert record["done"] == 5
+            why = f"device exit {device.poll()}:\n{output.read_text()}\n{server.log()[-3000:]}"
+            assert record["done"] == 5, why
         finally:
             device.terminate()
     saved = json.loads(creds.read_text())
