@@ -1,6 +1,10 @@
 """The browser step runner: real Chromium journeys over HTTP, for synthetic browser checks.
 
-    apiary browser-runner [--host 127.0.0.1] [--port 8790] [--max-concurrency 2]
+    BROWSER_RUNNER_TOKEN=... apiary browser-runner [--host 127.0.0.1] [--port 8790]
+        [--max-concurrency 2]
+
+With `BROWSER_RUNNER_TOKEN` set, `POST /run` requires `Authorization: Bearer <token>` (apiary
+sends its `BROWSER_RUNNER_TOKEN` secret).
 
 `GET /health` -> `{"status": "ok"}`. `POST /run` with
 
@@ -35,7 +39,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hmac
 import json
+import os
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -53,19 +59,28 @@ from apiary_local.browser_engine import (
 )
 
 REQUEST_FIELDS = {"steps", "cookies", "timeout_ms"}
+TOKEN_ENV = "BROWSER_RUNNER_TOKEN"
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def create_app(engine: BrowserEngine) -> Starlette:
-    """The runner's ASGI app; its lifespan closes `engine` (the browser) on shutdown."""
+def create_app(engine: BrowserEngine, *, token: str | None = None) -> Starlette:
+    """The runner's ASGI app; its lifespan closes `engine` (the browser) on shutdown.
+
+    With `token`, `POST /run` needs `Authorization: Bearer <token>`: an open runner would be a
+    browser anyone who reaches it could point anywhere.
+    """
+    expected = f"Bearer {token}".encode() if token else None
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def run(request: Request) -> JSONResponse:
+        presented = request.headers.get("authorization", "").encode()
+        if expected is not None and not hmac.compare_digest(presented, expected):
+            return _error(401, "unauthorized", "a valid runner token is required")
         try:
             body = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -120,7 +135,8 @@ def _positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    app = create_app(BrowserEngine(max_concurrency=args.max_concurrency))
+    token = os.environ.get(TOKEN_ENV) or None  # from the environment: argv is visible to `ps`
+    app = create_app(BrowserEngine(max_concurrency=args.max_concurrency), token=token)
     print(f"apiary browser-runner: http://{args.host}:{args.port}", flush=True)
     # No access log: request bodies carry passwords, and URLs may carry tokens.
     uvicorn.run(

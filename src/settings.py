@@ -34,5 +34,6 @@ SECRETS = frozenset(
         "SLACK_WEBHOOK_URL",
         "CF_API_TOKEN",
         "BROWSER_CREDENTIALS",
+        "BROWSER_RUNNER_TOKEN",
     }
 )

@@ -99,8 +99,14 @@ class StepRunner:
         if not self.url:
             raise BrowserError("BROWSER_RUNNER_URL is not set: this check needs the step runner")
         body = {"steps": steps, "cookies": cookies or [], "timeout_ms": timeout_ms}
-        response = await _post(self.services, f"{self.url}/run", body, {}, timeout_ms / 1000 + 15)
+        token = self.services.config.get("BROWSER_RUNNER_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await _post(
+            self.services, f"{self.url}/run", body, headers, timeout_ms / 1000 + 15
+        )
         result = _json_or_none(response.body)
+        if response.status == 401:
+            raise BrowserError("the step runner refused BROWSER_RUNNER_TOKEN")
         if response.status != 200 or not isinstance(result, dict) or "steps" not in result:
             raise BrowserError(f"step runner answered HTTP {response.status}")
         return result

@@ -2,6 +2,7 @@
 Chromium), `apiary browser-runner` (the step runner, real Chromium) and a fixture site."""
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -24,6 +25,7 @@ CREDENTIALS = {
 }
 DONE = {"passed", "failed", "error"}
 PNG = b"\x89PNG\r\n\x1a\n"
+RUNNER_TOKEN = "runner-token-0123456789-abcdef"
 
 
 class Runner:
@@ -35,6 +37,7 @@ class Runner:
             [str(APIARY), "browser-runner", "--port", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "BROWSER_RUNNER_TOKEN": RUNNER_TOKEN},
         )
         wait_up(f"{self.url}/health", timeout_s=30)
 
@@ -69,6 +72,7 @@ def apiary(dev_server: Callable[..., DevServer], runner: Runner) -> Callable[...
             "CF_ACCOUNT_ID": "local",
             "CF_API_TOKEN": "local-browser-token-0123456789",
             "BROWSER_RUNNER_URL": runner.url,
+            "BROWSER_RUNNER_TOKEN": RUNNER_TOKEN,
             "BROWSER_CREDENTIALS": json.dumps(CREDENTIALS),
         }
         return dev_server(args=("--no-cron",), **(values | dev_vars))
@@ -212,7 +216,9 @@ def test_security_session_tells_a_safe_site_from_a_weak_one(
 
 
 @pytest.mark.timeout(120)
-def test_user_journey_reports_every_step(apiary: Callable, site: FixtureSite) -> None:
+def test_user_journey_reports_every_step(
+    apiary: Callable, site: FixtureSite, runner: Runner
+) -> None:
     server = apiary()
     steps = [
         {"action": "goto", "url": f"{site.url}/journey/1"},
@@ -233,6 +239,13 @@ def test_user_journey_reports_every_step(apiary: Callable, site: FixtureSite) ->
     run = wait(server, bad)
     assert [a["passed"] for a in run["assertions"]] == [True] * 4 + [False] * 3
     assert run["assertions"][5]["actual"] == "not reached"
+    # The runner serves only apiary: without its token, no browser.
+    anonymous = httpx.post(f"{runner.url}/run", json={"steps": steps[:1]})
+    assert anonymous.status_code == 401
+    refused = apiary(BROWSER_RUNNER_TOKEN="not-the-runner-token")
+    run = wait(refused, submit(refused, "user_journey", f"{site.url}/journey/1", steps=steps))
+    assert run["status"] == "error"
+    assert run["error"] == "the step runner refused BROWSER_RUNNER_TOKEN"
 
 
 @pytest.mark.timeout(120)
