@@ -151,7 +151,8 @@ async def security(services: Services, url: str, options: dict[str, Any]) -> Out
     login = options.get("login")
     if login is None:
         run = await runner.run([{"action": "goto", "url": url}], timeout_ms=STEP_TIMEOUT_MS)
-        found += checks.cookie_flags(_value(run.get("cookies", []), name), name)
+        cookie = _declared(_value(run.get("cookies", []), name), run.get("headers", {}), name)
+        found += checks.cookie_flags(cookie, name)
         return Outcome(checks.verdict(found), found, _last_screenshot(run))
     planned = [
         {"action": "goto", "url": login.get("login_url") or url},

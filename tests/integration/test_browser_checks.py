@@ -198,6 +198,14 @@ def test_security_session_tells_a_safe_site_from_a_weak_one(
 
     safe = submit(server, "security_session", f"{site.url}/", **options(""))
     weak = submit(server, "security_session", f"{site.url}/bare", **options("-weak"))
+    # Without login steps: the cookie the page itself sets, as it declares it.
+    plain = submit(server, "security_session", f"{site.url}/login-weak", session_cookie="sid")
+    run = wait(server, plain)
+    assert {name for name, ok in results(run).items() if not ok} == {
+        "HSTS", "Content-Security-Policy", "X-Content-Type-Options", "frame protection",
+        "sid Secure", "sid HttpOnly", "sid SameSite",
+    }  # fmt: skip
+    assert next(a for a in run["assertions"] if a["name"] == "sid SameSite")["actual"] == "not set"
     run = wait(server, safe)
     assert run["status"] == "passed", run
     run = wait(server, weak)
