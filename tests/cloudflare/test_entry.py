@@ -5,56 +5,16 @@ rather than on Cloudflare.
 """
 
 import json
-import sys
 import time
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from auth.tokens import mint
+from tests.cloudflare.conftest import ROOT, SECRET
 
-ROOT = Path(__file__).resolve().parents[2]
-SECRET = "cloudflare-test-secret-0123456789"
 pytestmark = pytest.mark.usefixtures("jsfake")
-
-
-@pytest.fixture(scope="module")
-def entry(jsfake: Any) -> Any:
-    import entry as module
-
-    yield module
-    for name in [n for n in sys.modules if n == "entry" or n.startswith("cloudflare_adapters")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def db(jsfake: Any) -> Any:
-    database = jsfake.FakeD1Database()
-    database.apply_migrations(str(ROOT / "migrations"))
-    return database
-
-
-@pytest.fixture
-def env(jsfake: Any, db: Any, entry: Any) -> Any:
-    def limiter(object_id: Any) -> Any:
-        return entry.RateLimiter(jsfake.FakeDurableObjectState(object_id), raw_env)
-
-    def job_runner(object_id: Any) -> Any:
-        return entry.JobRunner(jsfake.FakeDurableObjectState(object_id), raw_env)
-
-    namespace = jsfake.FakeDurableObjectNamespace(factory=limiter, python_entrypoint=True)
-    runners = jsfake.FakeDurableObjectNamespace(factory=job_runner, python_entrypoint=True)
-    raw_env = jsfake.make_env(
-        DB=db,
-        RATE_LIMITER=namespace,
-        JOB_RUNNER=runners,
-        ENVIRONMENT="production",
-        CORS_ORIGINS="https://apiary.example",
-        JWT_SECRET=SECRET,
-    )
-    return raw_env
 
 
 async def serve(jsfake: Any, entry: Any, env: Any, url: str, **kwargs: Any) -> Any:
@@ -152,50 +112,6 @@ async def test_scheduled_starts_job_runs_and_records_the_event(
             "scheduled_time": "2027-01-15T08:00:00.000Z",
         }
     ]
-
-
-@pytest.mark.anyio
-async def test_job_runner_attempts_from_its_alarm_through_the_shell(
-    jsfake: Any, entry: Any, env: Any, db: Any
-) -> None:
-    state = jsfake.FakeDurableObjectState(name="every5min")
-    runner = entry.JobRunner(state, env)
-    started = (await runner.start("every5min", "manual", 1_800_000_000_000)).to_py()
-    assert started["run"]["status"] == "queued"
-    assert await state.storage.getAlarm() is not None
-    await runner.alarm(jsfake.js_value({"retryCount": 0, "isRetry": False}))
-    # No BACKEND_BASE in this env: the attempt fails at once, without retries, and says why.
-    runs = db.query("SELECT id, status, attempts, error FROM cron_runs")
-    assert runs == [
-        {
-            "id": started["run"]["id"],
-            "status": "failed",
-            "attempts": 1,
-            "error": "BACKEND_BASE is not set",
-        }
-    ]
-    attempts = db.query("SELECT attempt, outcome, http_status FROM cron_attempts")
-    assert attempts == [{"attempt": 1, "outcome": "failed", "http_status": None}]
-
-
-@pytest.mark.anyio
-async def test_rate_limiter_over_rpc_through_the_shell(jsfake: Any, entry: Any, env: Any) -> None:
-    from workers.rpc import _EnvWrapper
-
-    from cloudflare_adapters.services import services_from_env
-
-    services = services_from_env(_EnvWrapper(env))
-    stub = services.namespace("RATE_LIMITER").get("invites:s1")
-    first = await stub.call("acquire", 2, 60)
-    assert first == {"allowed": True, "remaining": 1, "retry_after_s": 0}
-    assert (await stub.call("acquire", 2, 60))["allowed"] is True
-    refused = await stub.call("acquire", 2, 60)
-    assert refused["allowed"] is False
-    assert 1 <= refused["retry_after_s"] <= 60
-    other = services.namespace("RATE_LIMITER").get("invites:s2")
-    assert (await other.call("acquire", 2, 60))["allowed"] is True
-    with pytest.raises(LookupError, match="NOPE"):
-        services.namespace("NOPE")
 
 
 # --- the shell, with a logic class that uses every hook -----------------------------------
@@ -331,51 +247,3 @@ async def test_d1_adapter_contract(jsfake: Any, db: Any) -> None:
     assert results[1].rows == [{"n": 2}]
     with pytest.raises(PortError):
         await d1.execute("SELECT * FROM missing")
-
-
-@pytest.mark.anyio
-async def test_r2_adapter_contract(jsfake: Any) -> None:
-    from workers.rpc import _EnvWrapper
-
-    from cloudflare_adapters.r2 import R2Bucket
-
-    js_method = jsfake.values.js_method
-
-    class FakeR2Object(jsfake.JsProxy):
-        js_class = "R2ObjectBody"
-
-        def __init__(self, data: bytes) -> None:
-            self._data = data
-
-        @js_method
-        def arrayBuffer(self) -> Any:
-            return jsfake.JsPromise.resolve(jsfake.ArrayBuffer(self._data))
-
-    class FakeR2Bucket(jsfake.JsProxy):
-        """R2's Workers API as documented: put(key, value, options), get(key) -> body | null."""
-
-        js_class = "R2Bucket"
-
-        def __init__(self) -> None:
-            self.objects: dict[str, tuple[bytes, Any]] = {}
-
-        @js_method
-        def put(self, key: Any, value: Any, options: Any = None) -> Any:
-            inner = value._check() if isinstance(value, jsfake.PyProxy) else value
-            assert isinstance(inner, jsfake.Uint8Array), f"R2 put got {inner!r}"
-            self.objects[key] = (inner.to_bytes(), options.httpMetadata.contentType)
-            return jsfake.JsPromise.resolve(None)
-
-        @js_method
-        def get(self, key: Any) -> Any:
-            found = self.objects.get(key)
-            return jsfake.JsPromise.resolve(
-                jsfake.jsnull if found is None else FakeR2Object(found[0])
-            )
-
-    fake = FakeR2Bucket()
-    bucket = R2Bucket(_EnvWrapper(jsfake.make_env(ARTIFACTS=fake)).ARTIFACTS)
-    await bucket.put("screenshots/a.png", b"\x89PNG data", "image/png")
-    assert fake.objects["screenshots/a.png"] == (b"\x89PNG data", "image/png")
-    assert await bucket.get("screenshots/a.png") == b"\x89PNG data"
-    assert await bucket.get("missing") is None
