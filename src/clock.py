@@ -19,3 +19,8 @@ def rfc3339(when: datetime) -> str:
 
 def from_ms(epoch_ms: int) -> datetime:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+
+
+def rfc3339_ms(epoch_ms: int | None) -> str | None:
+    """A stored epoch-ms time as the API shows it; None stays None."""
+    return None if epoch_ms is None else rfc3339(from_ms(int(epoch_ms)))

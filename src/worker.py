@@ -26,8 +26,7 @@ from durable.swarm_coordinator import SwarmCoordinator
 from durable.task_manager import TaskManager
 from ids import looks_like
 from services import Services, ServicesProvider
-
-SWARMS = "SWARMS"
+from swarms.models import SWARMS
 
 
 @dataclass(frozen=True, slots=True)

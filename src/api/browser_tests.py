@@ -8,12 +8,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import get_services
-from api.paging import decode_cursor, page
+from api.paging import newest_first
 from api.rpc import unwrap
 from api.security import require
 from auth.scopes import Scope
 from auth.tokens import Claims
 from browser.models import BrowserTestIn, RunSuiteIn, SuiteIn
+from browser.settings import ARTIFACTS, LIMITS, RUNS
 from clock import rfc3339
 from errors import NotFound
 from ids import looks_like, new_id
@@ -21,7 +22,6 @@ from ports import first, query
 from services import Services
 
 router = APIRouter(tags=["browser tests"])
-RUNS, LIMITS, ARTIFACTS = "BROWSER_TEST_RUNS", "BROWSER_LIMITS", "ARTIFACTS"
 READ = Depends(require(Scope.BROWSER_TESTS_READ))
 WRITE = Depends(require(Scope.BROWSER_TESTS_WRITE))
 COLUMNS = (
@@ -58,24 +58,14 @@ async def list_runs(
     cursor: str | None = Query(default=None, max_length=64),
 ) -> dict[str, Any]:
     """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
-    where, params = [], []
-    for column, value in (
-        ("test_type", test_type),
-        ("status", status),
-        ("suite_run_id", suite_run_id),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    after = decode_cursor(cursor, "btr_")
-    if after is not None:
-        where.append("id < ?")
-        params.append(after)
-    sql = f"SELECT {COLUMNS} FROM browser_test_runs"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    rows = await query(services.database, f"{sql} ORDER BY id DESC LIMIT ?", *params, limit + 1)
-    shown, next_cursor = page(rows, limit)
+    shown, next_cursor = await newest_first(
+        services.database,
+        f"SELECT {COLUMNS} FROM browser_test_runs",
+        equal={"test_type": test_type, "status": status, "suite_run_id": suite_run_id},
+        cursor=cursor,
+        prefix="btr_",
+        limit=limit,
+    )
     return {"test_runs": [_row(r) for r in shown], "next_cursor": next_cursor}
 
 

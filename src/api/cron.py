@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import get_services
-from api.paging import decode_cursor, page
+from api.paging import newest_first
 from api.rpc import unwrap
 from api.security import require
 from auth.scopes import Scope
@@ -109,25 +109,15 @@ async def list_runs(
     cursor: str | None = Query(default=None, max_length=64),
 ) -> dict[str, Any]:
     """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
-    where, params = [], []
-    if job is not None:
-        where.append("job = ?")
-        params.append(job)
-    if status is not None:
-        where.append("status = ?")
-        params.append(status.value)
-    if since is not None:
-        where.append("created_at >= ?")
-        params.append(rfc3339(since))
-    after = decode_cursor(cursor, "crn_")
-    if after is not None:
-        where.append("id < ?")
-        params.append(after)
-    sql = f"SELECT {RUN_COLUMNS} FROM cron_runs"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    rows = await query(services.database, f"{sql} ORDER BY id DESC LIMIT ?", *params, limit + 1)
-    runs, next_cursor = page(rows, limit)
+    runs, next_cursor = await newest_first(
+        services.database,
+        f"SELECT {RUN_COLUMNS} FROM cron_runs",
+        equal={"job": job, "status": status and status.value},
+        since=since and rfc3339(since),
+        cursor=cursor,
+        prefix="crn_",
+        limit=limit,
+    )
     return {"runs": runs, "next_cursor": next_cursor}
 
 

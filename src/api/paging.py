@@ -1,9 +1,11 @@
 """Keyset pagination over ULID ids, newest first: the cursor is the last id of a page."""
 
 import base64
+from collections.abc import Mapping
 
 from errors import InvalidInput
 from ids import looks_like
+from ports import Database, Row, SqlValue, query
 
 
 def encode_cursor(last_id: str) -> str:
@@ -26,3 +28,31 @@ def page[T: dict](rows: list[T], limit: int) -> tuple[list[T], str | None]:
     """Split `limit + 1` fetched rows into the page and the cursor for the next one."""
     shown = rows[:limit]
     return shown, encode_cursor(shown[-1]["id"]) if len(rows) > limit else None
+
+
+async def newest_first(
+    db: Database,
+    select: str,
+    *,
+    equal: Mapping[str, SqlValue],
+    since: str | None = None,
+    cursor: str | None,
+    prefix: str,
+    limit: int,
+) -> tuple[list[Row], str | None]:
+    """One page of `select` (`SELECT ... FROM table`), newest id first.
+
+    Filters: `column = value` for each non-None value of `equal`, `created_at >= since`.
+    """
+    where = [f"{column} = ?" for column, value in equal.items() if value is not None]
+    params: list[SqlValue] = [value for value in equal.values() if value is not None]
+    if since is not None:
+        where.append("created_at >= ?")
+        params.append(since)
+    after = decode_cursor(cursor, prefix)
+    if after is not None:
+        where.append("id < ?")
+        params.append(after)
+    sql = select + (" WHERE " + " AND ".join(where) if where else "")
+    rows = await query(db, f"{sql} ORDER BY id DESC LIMIT ?", *params, limit + 1)
+    return page(rows, limit)

@@ -13,10 +13,9 @@ from auth.tokens import Claims
 from errors import NotFound, RateLimited
 from ids import looks_like, new_id
 from services import Services
-from swarms.models import InviteIn, JobIn, SwarmIn
+from swarms.models import SWARMS, InviteIn, JobIn, SwarmIn
 
 router = APIRouter(tags=["swarms"])
-SWARMS = "SWARMS"  # the SwarmCoordinator binding (see worker.websocket_route)
 LIMITER = "RATE_LIMITER"
 INVITES_PER_MINUTE = 5
 ADMIN = Depends(require(Scope.SWARMS_ADMIN))

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime
 
 import correlation
 from api.deps import get_services
-from api.paging import decode_cursor, page
+from api.paging import newest_first
 from api.rpc import unwrap
 from api.security import authorize, require
 from auth.scopes import Scope
@@ -18,7 +18,7 @@ from auth.tokens import Claims
 from clock import rfc3339
 from errors import Conflict, NotFound
 from ids import looks_like, new_id
-from ports import first, query
+from ports import first
 from services import Services
 from tasks import settings as names
 from tasks.models import TaskBatchIn, TaskIn, TaskUpdateIn
@@ -144,24 +144,14 @@ async def list_tasks(
     cursor: str | None = Query(default=None, max_length=64),
 ) -> dict[str, Any]:
     """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
-    where, params = [], []
-    for column, value in (("status", status), ("type", type), ("server_id", server_id)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(str(value))
-    if since is not None:
-        where.append("created_at >= ?")
-        params.append(rfc3339(since))
-    after = decode_cursor(cursor, "tsk_")
-    if after is not None:
-        where.append("id < ?")
-        params.append(after)
-    sql = (
+    tasks, next_cursor = await newest_first(
+        services.database,
         "SELECT id, type, status, priority, server_id, attempts, max_attempts, error,"
-        " created_at, updated_at FROM tasks"
+        " created_at, updated_at FROM tasks",
+        equal={"status": status and status.value, "type": type, "server_id": server_id},
+        since=since and rfc3339(since),
+        cursor=cursor,
+        prefix="tsk_",
+        limit=limit,
     )
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    rows = await query(services.database, f"{sql} ORDER BY id DESC LIMIT ?", *params, limit + 1)
-    tasks, next_cursor = page(rows, limit)
     return {"tasks": tasks, "next_cursor": next_cursor}

@@ -1,6 +1,6 @@
 """The Cloudflare composition root: `Services` from a Worker's (or object's) `env`."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from clock import SystemClock
@@ -14,36 +14,18 @@ from services import Services
 from settings import SECRETS, VARS
 
 
-class _EnvBuckets(Mapping[str, Bucket]):
-    """R2 bindings of `env`, looked up by binding name when first used."""
+class _EnvBindings[T](Mapping[str, T]):
+    """Bindings of `env`, looked up by binding name when first used and wrapped by `adapt`."""
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, adapt: Callable[[Any], T]) -> None:
         self._env = env
+        self._adapt = adapt
 
-    def __getitem__(self, binding: str) -> Bucket:
+    def __getitem__(self, binding: str) -> T:
         value = getattr(self._env, binding, None)
         if value is None:
             raise KeyError(binding)
-        return R2Bucket(value)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
-class _EnvNamespaces(Mapping[str, Namespace]):
-    """Durable Object bindings of `env`, looked up by binding name when first used."""
-
-    def __init__(self, env: Any) -> None:
-        self._env = env
-
-    def __getitem__(self, binding: str) -> Namespace:
-        value = getattr(self._env, binding, None)
-        if value is None:
-            raise KeyError(binding)
-        return CloudflareNamespace(value)
+        return self._adapt(value)
 
     def __iter__(self) -> Iterator[str]:
         return iter(())
@@ -66,9 +48,9 @@ def services_from_env(env: Any) -> Services:
     register_secrets(config.secrets())
     return Services(
         database=D1Database(env.DB),
-        namespaces=_EnvNamespaces(env),
+        namespaces=_EnvBindings[Namespace](env, CloudflareNamespace),
         http=HttpxHttp(),
         clock=SystemClock(),
         config=config,
-        buckets=_EnvBuckets(env),
+        buckets=_EnvBindings[Bucket](env, R2Bucket),
     )

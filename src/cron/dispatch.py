@@ -28,20 +28,21 @@ class ScheduledEvent:
 async def on_scheduled(scheduled: ScheduledEvent, services: Services, jobs: JobTable) -> None:
     environment = services.config.environment
     matched = jobs.for_cron(environment, scheduled.cron)
-    runners = services.namespace(RUNNERS) if matched else None
-    outcomes = await asyncio.gather(
-        *(
-            runners.get(job.name).call("start", job.name, "cron", scheduled.scheduled_time_ms)
-            for job in matched
-            if runners is not None
-        ),
-        return_exceptions=True,
-    )
+    outcomes: list[object] = []
+    if matched:
+        runners = services.namespace(RUNNERS)
+        outcomes = await asyncio.gather(
+            *(
+                runners.get(job.name).call("start", job.name, "cron", scheduled.scheduled_time_ms)
+                for job in matched
+            ),
+            return_exceptions=True,
+        )
+    else:
+        event(log, logging.WARNING, "no job for this cron", cron=scheduled.cron, env=environment)
     for job, outcome in zip(matched, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             event(log, logging.ERROR, "cron run not started", job=job.name, error=str(outcome))
-    if not matched:
-        event(log, logging.WARNING, "no job for this cron", cron=scheduled.cron, env=environment)
     event_id = new_id(services.clock.now_ms(), prefix="cev_")
     await services.database.execute(
         "INSERT INTO cron_events (id, cron, scheduled_time, handled_at, jobs)"

@@ -2,20 +2,16 @@
 
 from typing import Any
 
-from clock import from_ms, rfc3339
+from clock import rfc3339_ms
 from ports import Statement
 
 ERROR_EXCERPT = 500
 
 
-def when(ms: int | None) -> str | None:
-    return None if ms is None else rfc3339(from_ms(ms))
-
-
 def attempt_view(a: dict[str, Any]) -> dict[str, Any]:
     return {
         "attempt": a["n"],
-        "started_at": when(a["started_ms"]),
+        "started_at": rfc3339_ms(a["started_ms"]),
         "duration_ms": a["duration_ms"],
         "http_status": a["http_status"],
         "outcome": a["outcome"],
@@ -29,12 +25,12 @@ def run_view(run: dict[str, Any]) -> dict[str, Any]:
         "job": run["job"],
         "source": run["source"],
         "status": run["status"],
-        "scheduled_time": when(run["scheduled_ms"]),
+        "scheduled_time": rfc3339_ms(run["scheduled_ms"]),
         "attempts_made": run["attempt"],
         "correlation_id": run["correlation_id"],
         "error": run["error"],
-        "created_at": when(run["created_ms"]),
-        "ended_at": when(run["ended_ms"]),
+        "created_at": rfc3339_ms(run["created_ms"]),
+        "ended_at": rfc3339_ms(run["ended_ms"]),
     }
 
 
@@ -75,7 +71,7 @@ def projection(run: dict[str, Any], attempts: list[dict[str, Any]]) -> list[Stat
                 (
                     run["id"],
                     a["n"],
-                    when(a["started_ms"]),
+                    rfc3339_ms(a["started_ms"]),
                     a["duration_ms"],
                     a["http_status"],
                     a["outcome"],

@@ -14,20 +14,16 @@ from typing import Any
 import correlation
 from browser.clients import Busy
 from browser.execute import Outcome, execute
-from clock import from_ms, rfc3339
+from browser.settings import ARTIFACTS, LIMITS
+from clock import rfc3339_ms
 from durable.base import AlarmInfo, DurableObjectLogic, rpc
 from logs import event, get_logger
 from ports import Statement
 
 log = get_logger("browser")
-LIMITS, ARTIFACTS = "BROWSER_LIMITS", "ARTIFACTS"
 MAX_TRIES = 2
 COST = {"smoke": 3, "auth": 1, "user_journey": 1, "security_session": 3}
 _SCHEMA = "CREATE TABLE IF NOT EXISTS run (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT)"
-
-
-def _when(ms: int | None) -> str | None:
-    return None if ms is None else rfc3339(from_ms(ms))
 
 
 def view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -42,9 +38,9 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
         "screenshot_key": doc["screenshot_key"],
         "suite_run_id": doc.get("suite_run_id"),
         "suite_name": doc.get("suite_name"),
-        "created_at": _when(doc["created_ms"]),
-        "started_at": _when(doc["started_ms"]),
-        "completed_at": _when(doc["completed_ms"]),
+        "created_at": rfc3339_ms(doc["created_ms"]),
+        "started_at": rfc3339_ms(doc["started_ms"]),
+        "completed_at": rfc3339_ms(doc["completed_ms"]),
     }
 
 

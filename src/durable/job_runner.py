@@ -17,6 +17,7 @@ import logging
 from typing import Any, ClassVar
 
 import correlation
+from clock import rfc3339_ms
 from cron import outbox, records
 from cron.jobs import JOBS, Job, JobTable
 from cron.policy import (
@@ -206,9 +207,9 @@ class JobRunner(DurableObjectLogic):
         if state["watch_ms"] is not None and self._now() >= state["watch_ms"]:
 
             def missed() -> None:
-                last = records.when(state["last_ok_ms"]) or "it started being watched"
+                last = rfc3339_ms(state["last_ok_ms"]) or "it started being watched"
                 detail = (
-                    f"no successful run since {last}; expected by {records.when(state['watch_ms'])}"
+                    f"no successful run since {last}; expected by {rfc3339_ms(state['watch_ms'])}"
                 )
                 state["watch_ms"] = None
                 self._alert(state, Alert.MISSED, None, detail)
@@ -285,12 +286,15 @@ class JobRunner(DurableObjectLogic):
                 return
             state = self._state()
             assert state is not None
+            if verdict == Verdict.FAILED:
+                self._fail(latest, state, outcome or "failed", ended)
+                return
             if verdict == Verdict.RETRY:
                 backoff = Backoff(base_ms=job.initial_delay_ms, cap_ms=job.max_delay_ms)
                 delay = next_delay_ms(n - 1, status, retry_after, ended, backoff)
                 latest.update(status=RunStatus.RETRYING.value, next_at_ms=ended + delay)
                 latest["error"] = outcome
-            elif verdict == Verdict.SUCCEEDED:
+            else:
                 latest.update(status=RunStatus.SUCCEEDED.value, next_at_ms=None, ended_ms=ended)
                 latest["error"] = None
                 schedule = job.schedule(self.ctx.services.config.environment)
@@ -298,10 +302,6 @@ class JobRunner(DurableObjectLogic):
                 if schedule is not None:
                     state["watch_ms"] = missed_deadline_ms(schedule, ended, job.grace_s)
                 self._alert(state, Alert.RECOVERED, latest)
-            else:
-                latest.update(status=RunStatus.FAILED.value, next_at_ms=None, ended_ms=ended)
-                latest["error"] = outcome
-                self._alert(state, Alert.FAILED, latest)
             self._write_state(state)
             self._save(latest)
 
@@ -326,14 +326,17 @@ class JobRunner(DurableObjectLogic):
             if last:
                 state = self._state()
                 assert state is not None
-                run.update(status=RunStatus.FAILED.value, next_at_ms=None, ended_ms=now)
-                run["error"] = lost
-                self._alert(state, Alert.FAILED, run)
-                self._write_state(state)
-                self._save(run)
+                self._fail(run, state, lost, now)
 
         self.ctx.storage.transaction(close)
         return not last
+
+    def _fail(self, run: dict[str, Any], state: dict[str, Any], error: str, now: int) -> None:
+        """The run's final failure: record it and alert (once per streak); in a transaction."""
+        run.update(status=RunStatus.FAILED.value, next_at_ms=None, ended_ms=now, error=error)
+        self._alert(state, Alert.FAILED, run)
+        self._write_state(state)
+        self._save(run)
 
     async def _call(
         self, job: Job, run: dict[str, Any], base: str
@@ -348,7 +351,7 @@ class JobRunner(DurableObjectLogic):
             **job.body,
             "job": job.name,
             "source": run["source"],
-            "scheduled_time": records.when(run["scheduled_ms"]),
+            "scheduled_time": rfc3339_ms(run["scheduled_ms"]),
             "attempt": run["attempt"],
         }
         try:

@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+from clock import rfc3339_ms
 from durable.base import AlarmInfo, DurableObjectLogic, ObjectRequest, ObjectResponse, rpc
 from ids import new_id
 from logs import event, get_logger
@@ -88,7 +89,7 @@ class SwarmCoordinator(DurableObjectLogic):
             )
         jobs = self.store.exec("SELECT * FROM jobs ORDER BY created_ms, id")
         log_lines = [
-            {"at": views.when(r["at_ms"]), "level": r["level"], "message": r["message"]}
+            {"at": rfc3339_ms(r["at_ms"]), "level": r["level"], "message": r["message"]}
             for r in self.store.recent_log()
         ]
         return {
@@ -113,7 +114,7 @@ class SwarmCoordinator(DurableObjectLogic):
             max_uses,
             now,
         )
-        return {"invite": {"token": token, "expires_at": views.when(expires), "max_uses": max_uses}}
+        return {"invite": {"token": token, "expires_at": rfc3339_ms(expires), "max_uses": max_uses}}
 
     @rpc
     async def add_job(self, spec: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+SWARMS = "SWARMS"  # the SwarmCoordinator binding: one object per swarm, named by its id
 Origin = Annotated[str, Field(pattern=r"^https?://[^/\s]+$", max_length=200)]
 
 

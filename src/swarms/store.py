@@ -43,6 +43,7 @@ SCHEMA = (
 class SwarmStore:
     def __init__(self, storage: ObjectStorage) -> None:
         self.storage = storage
+        self._stored: str | None = None  # the document as last read or written
         for statement in SCHEMA:
             storage.exec(statement)
 
@@ -53,14 +54,20 @@ class SwarmStore:
 
     def swarm(self) -> dict[str, Any] | None:
         rows = self.exec("SELECT doc FROM swarm WHERE id = 1")
-        return json.loads(rows[0]["doc"]) if rows else None
+        self._stored = rows[0]["doc"] if rows else None
+        return None if self._stored is None else json.loads(self._stored)
 
     def save_swarm(self, doc: dict[str, Any]) -> None:
+        """Write the document if it changed: most events (progress, heartbeats) do not."""
+        text = json.dumps(doc)
+        if text == self._stored:
+            return
         self.exec(
             "INSERT INTO swarm (id, doc) VALUES (1, ?)"
             " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-            json.dumps(doc),
+            text,
         )
+        self._stored = text
 
     # --- rows ---
 

@@ -3,13 +3,9 @@
 import json
 from typing import Any
 
-from clock import from_ms, rfc3339
+from clock import rfc3339_ms
 
 FULL_AFTER = 5_000  # versions behind: past this a client gets a full snapshot, not a delta
-
-
-def when(ms: int | None) -> str | None:
-    return None if ms is None else rfc3339(from_ms(int(ms)))
 
 
 def swarm_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -17,7 +13,7 @@ def swarm_view(doc: dict[str, Any]) -> dict[str, Any]:
         "id": doc["id"],
         "name": doc["name"],
         "settings": doc["settings"],
-        "created_at": when(doc["created_ms"]),
+        "created_at": rfc3339_ms(doc["created_ms"]),
         "version": doc["version"],
     }
 
@@ -29,7 +25,7 @@ def device_view(
         "id": row["id"],
         "name": row["name"],
         "status": status,
-        "last_seen": when(last_seen_ms),
+        "last_seen": rfc3339_ms(last_seen_ms),
         "capabilities": json.loads(row["capabilities"]) if row["capabilities"] else None,
         "benchmark_score": row["score"],
         "weight": round(weight, 4),
@@ -55,8 +51,8 @@ def job_view(row: dict[str, Any]) -> dict[str, Any]:
         "progress": round(row["done"] / row["total"], 4) if row["total"] else 1.0,
         "requirements": json.loads(row["requirements"]),
         "chunk_timeout_s": row["chunk_timeout_s"],
-        "created_at": when(row["created_ms"]),
-        "completed_at": when(row["completed_ms"]),
+        "created_at": rfc3339_ms(row["created_ms"]),
+        "completed_at": rfc3339_ms(row["completed_ms"]),
     }
 
 

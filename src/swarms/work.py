@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from clock import rfc3339_ms
 from ports import Socket
 from swarms.protocol import JobComplete, deliver, frame
 from swarms.scheduling import (
@@ -23,7 +24,6 @@ from swarms.scheduling import (
     weights,
 )
 from swarms.store import SwarmStore
-from swarms.views import when
 
 MAX_CHUNK_ATTEMPTS = 5
 
@@ -101,7 +101,7 @@ class Work:
                     "chunkId": chunk_id,
                     "jobId": job["id"],
                     "payload": json.loads(chunk["payload"]),
-                    "deadline": when(deadline),
+                    "deadline": rfc3339_ms(deadline),
                 },
             ),
         )
@@ -114,8 +114,9 @@ class Work:
         device = self.store.device(device_id)
         assert device is not None
         succeeded = data.error is None
-        started = chunk["deadline_ms"] - self._timeout_ms(chunk["job_id"])
-        duration = data.durationMs if data.durationMs is not None else self.now - started
+        duration = data.durationMs
+        if duration is None:  # the device did not say: time it from the assignment
+            duration = self.now - (chunk["deadline_ms"] - self._timeout_ms(chunk["job_id"]))
         if succeeded:
             self.store.exec(
                 "UPDATE chunks SET status = 'done', result = ?, error = NULL, duration_ms = ?,"

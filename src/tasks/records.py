@@ -2,14 +2,10 @@
 
 from typing import Any
 
-from clock import from_ms, rfc3339
+from clock import rfc3339_ms
 from ports import Statement
 
 ERROR_EXCERPT = 500
-
-
-def _when(ms: int | None) -> str | None:
-    return None if ms is None else rfc3339(from_ms(ms))
 
 
 def view(doc: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -27,14 +23,14 @@ def view(doc: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str, Any]:
         "result": doc["result"],
         "error": doc["error"],
         "progress": doc["progress"],
-        "created_at": _when(doc["created_ms"]),
-        "updated_at": _when(doc["updated_ms"]),
+        "created_at": rfc3339_ms(doc["created_ms"]),
+        "updated_at": rfc3339_ms(doc["updated_ms"]),
         "attempts": [
             {
                 "attempt": a["n"],
                 "server_id": a["server_id"],
-                "started_at": _when(a["started_ms"]),
-                "ended_at": _when(a["ended_ms"]),
+                "started_at": rfc3339_ms(a["started_ms"]),
+                "ended_at": rfc3339_ms(a["ended_ms"]),
                 "outcome": a["outcome"],
                 "error": a["error"],
             }
@@ -63,8 +59,8 @@ def projection(doc: dict[str, Any], attempts: list[dict[str, Any]]) -> list[Stat
                 doc["attempt"],
                 doc["max_attempts"],
                 error,
-                _when(doc["created_ms"]),
-                _when(doc["updated_ms"]),
+                rfc3339_ms(doc["created_ms"]),
+                rfc3339_ms(doc["updated_ms"]),
                 doc["version"],
             ),
         )
@@ -80,8 +76,8 @@ def projection(doc: dict[str, Any], attempts: list[dict[str, Any]]) -> list[Stat
                     doc["id"],
                     attempt["n"],
                     attempt["server_id"],
-                    _when(attempt["started_ms"]),
-                    _when(attempt["ended_ms"]),
+                    rfc3339_ms(attempt["started_ms"]),
+                    rfc3339_ms(attempt["ended_ms"]),
                     attempt["outcome"],
                     attempt["error"],
                 ),
