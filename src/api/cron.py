@@ -27,7 +27,7 @@ RUN_COLUMNS = (
 )
 
 
-def get_jobs(request: Request) -> JobTable:
+async def get_jobs(request: Request) -> JobTable:
     return request.app.state.jobs
 
 

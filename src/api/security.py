@@ -4,7 +4,7 @@ Any failure to prove identity is 401 (missing, malformed, `alg: none` or another
 signature, expired); a valid token without one of the route's scopes is 403.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -40,8 +40,8 @@ def authorize(claims: Claims, *, server_id: str | None, any_of: tuple[str, ...])
     return None
 
 
-def require(*any_of: str) -> Callable[..., Claims]:
-    def dependency(
+def require(*any_of: str) -> Callable[..., Awaitable[Claims]]:
+    async def dependency(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
         services: Services = Depends(get_services),

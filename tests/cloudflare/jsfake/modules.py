@@ -11,6 +11,7 @@
 - `_pyodide_entrypoint_helper` (workerd's helper: `cloudflareWorkersModule`,
   `cloudflareSocketsModule`, `doAnImport`, `patch_env_helper`, `patchWaitUntil`) and
   `_cloudflare_compat_flags` (unknown flags read as False, like the SDK's `get_compat_flag`).
+- No threads while installed, as in Pyodide (see `threads`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from . import pyodide_http, runtime, sqlstore
+from . import pyodide_http, runtime, sqlstore, threads
 from .buffers import JsBuffer
 from .errors import ConversionError, JsException
 from .jsglobals import build_classes, queue_microtask, set_clock
@@ -183,12 +184,14 @@ def uninstall(*, also_remove: Iterable[str] = ()) -> None:
     runtime.reset_state()
     sqlstore.close_all()
     set_clock(None)
+    threads.restore()
 
 
 def install(*, compat_flags: dict[str, bool] | None = None) -> ModuleType:
     """Register the fake JS layer in `sys.modules`; `import workers` / `import asgi` then load the
     real SDK on top of it. Returns the fake `js` module."""
     uninstall()
+    threads.disable()
     js_module = build_js_module()
     pyodide = ModuleType("pyodide", "jsfake: pyodide")
     pyodide.__path__ = []  # type: ignore[attr-defined]
