@@ -26,8 +26,29 @@ log = get_logger("shell")
 
 
 def _message_value(message: Any) -> str | bytes:
-    # Text frames arrive as str, binary frames as an ArrayBuffer proxy.
-    return message if isinstance(message, str) else bytes(message.to_bytes())
+    # workerd passes handler arguments as raw JS values: a text frame is a str, a binary frame
+    # an ArrayBuffer proxy.
+    if isinstance(message, str):
+        return message
+    if isinstance(message, bytes | bytearray | memoryview):
+        return bytes(message)
+    return bytes(message.to_bytes())
+
+
+# Codes a peer may report but no endpoint may send (RFC 6455 7.4.1), and those outside what
+# `WebSocket.close()` accepts everywhere (1000, 3000-4999): the answer to those is 1000.
+def _close_answer(code: int) -> int:
+    return code if code == 1000 or 3000 <= code <= 4999 else 1000
+
+
+def _answer_close(ws: Any, code: int, reason: str) -> None:
+    """Complete a close the client started. With the Hibernation API the server must answer
+    itself (workerd's automatic reply comes only with `web_socket_auto_reply_to_close`, from
+    2026-04-07); otherwise the client waits in CLOSING and then sees 1006."""
+    try:
+        ws.close(_close_answer(code), reason[:120])
+    except Exception:  # already closed by the logic, or the connection is gone
+        log.debug("close answer not sent", exc_info=True)
 
 
 async def _object_request(request: Any) -> ObjectRequest:
@@ -97,11 +118,19 @@ def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> ty
 
     async def webSocketClose(self: Any, ws: Any, code: int, reason: str, was_clean: bool) -> None:
         socket = CloudflareSocket(ws, self.ctx)
-        await self._apiary_logic().on_socket_close(socket, int(code), str(reason or ""))
+        try:
+            await self._apiary_logic().on_socket_close(socket, int(code), str(reason or ""))
+        finally:
+            _answer_close(ws, int(code), str(reason or ""))
 
     async def webSocketError(self: Any, ws: Any, error: Any) -> None:
         log.warning("websocket error", extra={"fields": {"error": str(error)}})
-        await self._apiary_logic().on_socket_close(CloudflareSocket(ws, self.ctx), 1011, "error")
+        try:
+            await self._apiary_logic().on_socket_close(
+                CloudflareSocket(ws, self.ctx), 1011, "error"
+            )
+        finally:
+            _answer_close(ws, 1011, "error")
 
     namespace: dict[str, Any] = {
         "__init__": __init__,

@@ -25,6 +25,10 @@ class DurableObjectStorage:
     def transaction[T](self, fn: Callable[[], T]) -> T:
         # The result and any exception are kept on the Python side, so neither depends on how
         # they would convert through JS; re-raising inside makes transactionSync roll back.
+        # The callback's proxy is ours to destroy: left to the SDK's conversion, one would leak
+        # per transaction for the life of the isolate.
+        from pyodide.ffi import create_proxy
+
         outcome: dict[str, Any] = {}
 
         def run() -> None:
@@ -34,12 +38,15 @@ class DurableObjectStorage:
                 outcome["error"] = exc
                 raise
 
+        callback = create_proxy(run)
         try:
-            self.storage.transactionSync(run)
+            self.storage.transactionSync(callback)
         except BaseException as exc:
             if "error" in outcome:
                 raise outcome["error"] from None
             raise PortError(f"transaction: {exc}") from None
+        finally:
+            callback.destroy()
         return outcome["value"]
 
     async def get_alarm(self) -> int | None:

@@ -215,12 +215,11 @@ class FakeDurableObjectState(JsProxy):
 
     # --- test helpers: what the runtime does when a hibernated socket has an event -------------
 
-    async def deliver_message(
-        self, ws: WebSocket, message: str | bytes, target: Any, *, python_entrypoint: bool = True
-    ) -> bool:
+    async def deliver_message(self, ws: WebSocket, message: str | bytes, target: Any) -> bool:
         """A client message reaches `ws`: answer it with the auto-response if it matches
-        (without waking the object) or call `target.webSocketMessage(ws, message)`.
-        Returns True if the object was woken."""
+        (without waking the object) or call `target.webSocketMessage(ws, message)` with raw JS
+        values, as workerd calls a hibernation handler (no SDK conversion: a binary frame is an
+        ArrayBuffer). Returns True if the object was woken."""
         self._check_hibernatable(ws)
         pair = self._auto_response
         if pair is not None and isinstance(message, str) and message == pair.request:
@@ -228,42 +227,29 @@ class FakeDurableObjectState(JsProxy):
             self._auto_response_times[id(ws)] = float(int(now_ms()))
             return False
         payload: Any = message if isinstance(message, str) else ArrayBuffer(message)
-        await _call_handler(target, "webSocketMessage", [ws, payload], python_entrypoint)
+        await _call_handler(target, "webSocketMessage", [ws, payload])
         return True
 
     async def deliver_close(
-        self,
-        ws: WebSocket,
-        target: Any,
-        code: int = 1000,
-        reason: str = "",
-        was_clean: bool = True,
-        *,
-        python_entrypoint: bool = True,
+        self, ws: WebSocket, target: Any, code: int = 1000, reason: str = "", was_clean: bool = True
     ) -> None:
-        """The client closed `ws`: call `target.webSocketClose(ws, code, reason, wasClean)`."""
+        """The client closed `ws`: call `target.webSocketClose(ws, code, reason, wasClean)`.
+
+        As with workerd's Hibernation API (before `web_socket_auto_reply_to_close`), the socket
+        stays CLOSING until the server answers with `ws.close()`; only then is it CLOSED."""
         self._check_hibernatable(ws)
         ws.readyState = CLOSING
-        try:
-            await _call_handler(
-                target, "webSocketClose", [ws, code, reason, was_clean], python_entrypoint
-            )
-        finally:
-            ws.readyState = CLOSED
+        await _call_handler(target, "webSocketClose", [ws, code, reason, was_clean])
 
     def _check_hibernatable(self, ws: WebSocket) -> None:
         if id(ws) not in self._sockets:
             raise RuntimeError("this WebSocket was not accepted with acceptWebSocket()")
 
 
-async def _call_handler(target: Any, method: str, args: list[Any], python: bool) -> Any:
+async def _call_handler(target: Any, method: str, args: list[Any]) -> Any:
     fn = getattr(target, method, None)
     if fn is None:
         raise RuntimeError(f"{type(target).__name__} has no {method}()")
-    if python:
-        from workers import python_from_rpc
-
-        args = [python_from_rpc(a) for a in args]
     result = fn(*args)
     if inspect.isawaitable(result):
         result = await result

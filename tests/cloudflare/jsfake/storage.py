@@ -202,10 +202,14 @@ class FakeDurableObjectStorage(JsProxy):
         self._kv: dict[str, Any] = {}
         self._alarm: int | None = None
         self._txn_depth = 0
+        # Test side: every callback handed to transactionSync (a PyProxy when Python passed a
+        # function: whoever made it must destroy it, or it leaks for the isolate's lifetime).
+        self.transaction_callbacks: list[Any] = []
 
     # transactions
     @js_method
     def transactionSync(self, closure: Any = None) -> Any:
+        self.transaction_callbacks.append(closure)
         self._txn_depth += 1
         name = f"jsfake_txn_{self._txn_depth}"
         self.connection.execute(f"SAVEPOINT {name}")
