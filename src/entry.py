@@ -5,10 +5,15 @@ app through the SDK's ASGI adapter. WebSocket upgrades never do (its WebSocket p
 hibernatable and gets an empty env): they go straight to the Durable Object that owns them.
 """
 
+import json
+from typing import Any
 from urllib.parse import urlsplit
 
 from workers import Response, WorkerEntrypoint
 
+import correlation
+from api.edge import body_refusal
+from api.errors import error_body
 from cloudflare_adapters.services import services_from_env
 from cloudflare_adapters.shell import durable_object_class
 from cron.dispatch import ScheduledEvent
@@ -16,21 +21,39 @@ from logs import configure
 from worker import WORKER
 
 configure()
-_app = None
+# Built at import: workerd snapshots memory after the module is imported, so the app is in the
+# snapshot and a new isolate does not build it again. Nothing random or time-dependent happens
+# here (tests/cloudflare/test_entry.py imports this module with entropy and clocks refused).
+APP = WORKER.create_app(lambda scope: services_from_env(scope["env"]))
 
 
-def _get_app():
-    # Built once per isolate, on first use; cheap, and nothing in lifespan (the adapter runs
-    # lifespan around every request).
-    global _app
-    if _app is None:
-        _app = WORKER.create_app(lambda scope: services_from_env(scope["env"]))
-    return _app
+def _json(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(error_body(code, message)),
+        status=status,
+        headers={"content-type": "application/json", **(headers or {})},
+    )
 
 
-def _not_found() -> Response:
-    body = '{"error":{"code":"not_found","message":"no WebSocket endpoint here"}}'
-    return Response(body, status=404, headers={"content-type": "application/json"})
+def _refused_body(request: Any) -> Response | None:
+    """The SDK reads the whole body before the app runs, so its cap acts too late on Cloudflare:
+    refuse an oversize (or undeclared) body here, before anything is buffered."""
+    from pyodide.ffi import jsnull
+
+    body = getattr(request, "js_object", request).body
+    refusal = body_refusal(
+        str(request.method),
+        request.headers.get("content-length"),
+        has_body=body is not None and body is not jsnull,
+    )
+    if refusal is None:
+        return None
+    cid = correlation.accept_or_new(request.headers.get("x-correlation-id"))
+    token = correlation.bind(cid)
+    try:
+        return _json(*refusal, headers={"x-correlation-id": cid})
+    finally:
+        correlation.reset(token)
 
 
 class Default(WorkerEntrypoint):
@@ -38,14 +61,19 @@ class Default(WorkerEntrypoint):
         if (request.headers.get("upgrade") or "").lower() == "websocket":
             address = WORKER.websocket_route(urlsplit(request.url).path)
             if address is None:
-                return _not_found()
+                return _json(404, "not_found", "no WebSocket endpoint here")
             stub = getattr(self.env, address.binding).getByName(address.name)
             return await stub.fetch(getattr(request, "js_object", request))
+        refused = _refused_body(request)
+        if refused is not None:
+            return refused
         import asgi
 
-        return await asgi.fetch(_get_app(), getattr(request, "js_object", request), self.env)
+        return await asgi.fetch(APP, getattr(request, "js_object", request), self.env)
 
-    async def scheduled(self, controller, env, ctx):
+    async def scheduled(self, controller, env=None, ctx=None):
+        # workerd calls a class entrypoint's handler with the controller alone; the bindings
+        # are the instance's own (`self.env`).
         event = ScheduledEvent(
             cron=controller.cron, scheduled_time_ms=int(controller.scheduledTime)
         )

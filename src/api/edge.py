@@ -15,9 +15,33 @@ from logs import event, get_logger
 
 log = get_logger("http")
 MAX_BODY_BYTES = 1024 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 type Scope = dict[str, Any]
 type Message = dict[str, Any]
+
+
+def body_refusal(
+    method: str,
+    content_length: str | None,
+    *,
+    has_body: bool,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> tuple[int, str, str] | None:
+    """Why a request's body is refused before it is read, as (status, code, message), or None.
+
+    A declared length over the cap is 413; a body that declares no length on a method that
+    carries one is 411, since its size is known only after buffering it.
+    """
+    if content_length is None:
+        if has_body and method.upper() in BODY_METHODS:
+            return 411, "length_required", "Content-Length is required for a request body"
+        return None
+    if not content_length.strip().isdigit():
+        return 400, "bad_request", "invalid Content-Length"
+    if int(content_length) > max_bytes:
+        return 413, "payload_too_large", "request body too large"
+    return None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -71,9 +95,15 @@ class EdgeMiddleware:
             await send({"type": "http.response.body", "body": body})
 
         try:
-            declared = _header(scope, b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-                await send_error(413, "payload_too_large", "request body too large")
+            # Streaming bodies without a length are capped as they arrive (`_capped`).
+            refusal = body_refusal(
+                scope.get("method", "GET"),
+                _header(scope, b"content-length"),
+                has_body=False,
+                max_bytes=self.max_body_bytes,
+            )
+            if refusal is not None:
+                await send_error(*refusal)
                 return
             await self.app(scope, self._capped(receive), send_with_id)
         except _BodyTooLarge:

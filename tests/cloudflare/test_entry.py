@@ -86,6 +86,84 @@ async def test_errors_and_auth_through_the_asgi_adapter(jsfake: Any, entry: Any,
 
 
 @pytest.mark.anyio
+async def test_an_oversize_body_is_refused_before_it_is_read(
+    jsfake: Any, entry: Any, env: Any
+) -> None:
+    from workers import Request
+
+    worker = entry.Default(jsfake.FakeExecutionContext(), env)
+    request = Request(
+        jsfake.make_request(
+            "https://apiary.example/trigger",
+            method="POST",
+            headers={"Content-Length": str(2 * 1024 * 1024), "X-Correlation-ID": "big-1"},
+            body="{}",
+        )
+    )
+    response = await worker.fetch(request)
+    assert response.status == 413
+    assert response.headers.get("x-correlation-id") == "big-1"
+    error = json.loads(await response.text())["error"]
+    assert (error["code"], error["correlation_id"]) == ("payload_too_large", "big-1")
+    assert request.js_object.bodyUsed is False  # refused before anything was buffered
+
+    undeclared = await serve(
+        jsfake, entry, env, "https://apiary.example/trigger", method="POST", body="{}"
+    )
+    assert undeclared.status == 411
+    assert json.loads(await undeclared.text())["error"]["code"] == "length_required"
+
+    declared = await serve(
+        jsfake,
+        entry,
+        env,
+        "https://apiary.example/trigger",
+        method="POST",
+        headers={"Content-Length": "2", "Content-Type": "application/json"},
+        body="{}",
+    )
+    assert declared.status == 401  # reached the app: it wants a token
+
+
+def test_entry_builds_the_app_at_import_without_entropy_or_clock() -> None:
+    """workerd snapshots memory after import: the app is built then, so no new isolate pays for
+    it, and import must not read randomness or the clock (it would be frozen in the snapshot)."""
+    import subprocess
+    import sys
+
+    script = """
+import os, random, secrets, time, datetime as dt
+import fastapi, pydantic, starlette, httpx  # third-party imports may seed themselves
+import tests.cloudflare.jsfake as jsfake
+jsfake.install()
+import workers, asgi
+def refuse(*a, **k):
+    raise AssertionError("entropy or clock read at import")
+os.urandom = secrets.token_bytes = secrets.token_hex = secrets.randbits = refuse
+random.random = random.getrandbits = time.time = time.time_ns = refuse
+class FrozenDatetime(dt.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        refuse()
+dt.datetime = FrozenDatetime
+import entry
+assert type(entry.APP).__name__ == "FastAPI"
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}:{ROOT / 'tests' / 'cloudflare'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.anyio
 async def test_websocket_upgrade_without_a_route_is_404(jsfake: Any, entry: Any, env: Any) -> None:
     response = await serve(
         jsfake, entry, env, "https://apiary.example/api/ws", headers={"Upgrade": "websocket"}
@@ -99,7 +177,9 @@ async def test_scheduled_starts_job_runs_and_records_the_event(
 ) -> None:
     worker = entry.Default(jsfake.FakeExecutionContext(), env)
     controller = jsfake.make_controller("6 2 * * *", 1_800_000_000_000)
-    await worker.scheduled(controller, worker.env, jsfake.FakeExecutionContext())
+    # workerd calls a class entrypoint's handler with the controller alone: env and ctx are
+    # the instance's own (`self.env`), the extra arguments arrive as None.
+    await worker.scheduled(controller, None, None)
     rows = db.query("SELECT cron, scheduled_time, jobs FROM cron_events")
     assert rows == [{"cron": "6 2 * * *", "scheduled_time": "2027-01-15T08:00:00.000Z", "jobs": 1}]
     # The run went to the job's JobRunner (through the shell, over RPC) and was projected.
@@ -199,6 +279,7 @@ async def test_shell_hooks_websockets_and_alarms(jsfake: Any, env: Any, entry: A
     assert await state.deliver_message(server, b"\x01", room) is True
     assert client.received == ["welcome", "pong", "ann:['room', 'ann']", "ann:['room', 'ann']"]
     await state.deliver_close(server, room, 1001, "going away")
+    assert (server.readyState, server.close_code) == (jsfake.WebSocket.CLOSED, 1000)
 
     armed = await room.arm(1_900_000_000_000)
     assert armed == 1_900_000_000_000
@@ -214,6 +295,48 @@ async def test_shell_hooks_websockets_and_alarms(jsfake: Any, env: Any, entry: A
         "close:1001:going away",
         "alarm:2",
     ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("code", "answer"), [(1000, 1000), (1001, 1000), (1005, 1000), (1006, 1000), (4001, 4001)]
+)
+async def test_a_client_close_is_answered(
+    jsfake: Any, env: Any, entry: Any, code: int, answer: int
+) -> None:
+    """With the Hibernation API the server must complete the close handshake itself; codes no
+    endpoint may send (1005, 1006, 1015) and those close() refuses become 1000."""
+    from workers import Request
+
+    from cloudflare_adapters.shell import durable_object_class
+
+    room = durable_object_class("Room", _room_class())(jsfake.FakeDurableObjectState(), env)
+    upgrade = await room.fetch(
+        Request(jsfake.make_request("https://do/ws?who=bo", headers={"Upgrade": "websocket"}))
+    )
+    assert upgrade.status == 101
+    (server,) = room.ctx.getWebSockets("room")
+    await room.ctx.deliver_close(server, room, code, "bye")
+    assert server.readyState == jsfake.WebSocket.CLOSED
+    assert server.close_code == answer
+    assert (await room.seen()).to_py() == [f"close:{code}:bye"]
+
+
+def test_storage_transactions_leave_no_proxy_behind(jsfake: Any) -> None:
+    from workers.entrypoints import DurableObjectContext
+
+    from cloudflare_adapters.storage import DurableObjectStorage
+
+    state = jsfake.FakeDurableObjectState()
+    storage = DurableObjectStorage(DurableObjectContext(state).storage)
+    storage.exec("CREATE TABLE t (v INTEGER)")
+    assert storage.transaction(lambda: storage.exec("INSERT INTO t VALUES (1)") or 7) == 7
+    with pytest.raises(LookupError):
+        storage.transaction(lambda: (storage.exec("INSERT INTO t VALUES (2)"), {}["missing"]))
+    assert storage.exec("SELECT v FROM t") == [{"v": 1}]
+    callbacks = state.storage.transaction_callbacks
+    assert len(callbacks) == 2
+    assert all(isinstance(c, jsfake.PyProxy) and c.destroyed for c in callbacks)
 
 
 @pytest.mark.anyio
