@@ -2,6 +2,7 @@
 
 import re
 import secrets
+from collections.abc import Mapping
 from contextvars import ContextVar
 
 HEADER = "X-Correlation-ID"
@@ -31,3 +32,12 @@ def bind(correlation_id: str | None) -> object:
 
 def reset(token: object) -> None:
     _current.reset(token)  # type: ignore[arg-type]
+
+
+def outgoing(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """`headers` for an outbound call, with the current correlation id unless already there."""
+    sent = dict(headers or {})
+    cid = current()
+    if cid and not any(k.lower() == HEADER.lower() for k in sent):
+        sent[HEADER] = cid
+    return sent

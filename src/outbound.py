@@ -1,7 +1,7 @@
-"""Outbound HTTP over httpx, for both runtimes.
+"""Outbound HTTP over httpx, for the local runtime (Cloudflare: `cloudflare_adapters.fetch_http`).
 
-On Cloudflare the Python Workers runtime patches httpx's async client onto `fetch`, so the same
-adapter serves there and locally. Every call carries the current correlation id.
+Every call carries the current correlation id. Redirects are not followed (as on Cloudflare,
+where the adapter asks fetch for `redirect: "manual"`): a 3xx is the caller's answer.
 
 A client is made once per adapter, on first use, and the TLS context once per process: making
 an httpx client builds a TLS context, about 50 ms of CPU (measured here), far more than a call.
@@ -49,13 +49,14 @@ class HttpxHttp:
         body: bytes | None = None,
         timeout_s: float = 10.0,
     ) -> HttpResponse:
-        sent = dict(headers or {})
-        cid = correlation.current()
-        if cid and not any(k.lower() == "x-correlation-id" for k in sent):
-            sent[correlation.HEADER] = cid
         try:
             response = await self._get_client().request(
-                method, url, headers=sent, json=json, content=body, timeout=timeout_s
+                method,
+                url,
+                headers=correlation.outgoing(headers),
+                json=json,
+                content=body,
+                timeout=timeout_s,
             )
         except httpx.TimeoutException as exc:
             raise HttpError("timeout", f"{method} {url}: timed out after {timeout_s}s") from exc

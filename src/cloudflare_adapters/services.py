@@ -5,10 +5,10 @@ from typing import Any
 
 from clock import SystemClock
 from cloudflare_adapters.d1 import D1Database
+from cloudflare_adapters.fetch_http import FetchHttp
 from cloudflare_adapters.namespace import CloudflareNamespace
 from cloudflare_adapters.r2 import R2Bucket
 from logs import register_secrets
-from outbound import HttpxHttp
 from ports import Bucket, Config, Namespace
 from services import Services
 from settings import SECRETS, VARS
@@ -49,7 +49,7 @@ def services_from_env(env: Any) -> Services:
     return Services(
         database=D1Database(env.DB),
         namespaces=_EnvBindings[Namespace](env, CloudflareNamespace),
-        http=HttpxHttp(),
+        http=FetchHttp(),
         clock=SystemClock(),
         config=config,
         buckets=_EnvBindings[Bucket](env, R2Bucket),

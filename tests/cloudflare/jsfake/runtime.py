@@ -347,7 +347,7 @@ def global_fetch(input: Any = None, init: Any = None) -> JsPromise:
             )
         )
 
-    async def run() -> Response:
+    async def answer() -> Response:
         result = handler(request)
         if inspect.isawaitable(result):
             result = await result
@@ -356,6 +356,22 @@ def global_fetch(input: Any = None, init: Any = None) -> JsPromise:
             raise type_error("jsfake: the fetch handler must return a Response")
         result.url = request.url
         return result
+
+    async def run() -> Response:
+        # Fetch standard: aborting the request's signal rejects the pending fetch with the
+        # signal's reason (AbortSignal.timeout: a TimeoutError DOMException).
+        if not isinstance(signal, AbortSignal):
+            return await answer()
+        answering = asyncio.ensure_future(answer())
+        aborted = asyncio.get_running_loop().create_future()
+        signal._listeners.append(lambda _event: aborted.done() or aborted.set_result(None))
+        await asyncio.wait({answering, aborted}, return_when=asyncio.FIRST_COMPLETED)
+        if not answering.done():
+            answering.cancel()
+            reason = signal.reason
+            raise (reason if isinstance(reason, BaseException) else JsException("AbortError", ""))
+        aborted.cancel()
+        return answering.result()
 
     return JsPromise(run())
 
