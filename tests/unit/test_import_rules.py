@@ -11,7 +11,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 RUNTIME_PACKAGES = {"fastapi", "pydantic", "starlette", "httpx"}
-PINNED = {"fastapi==0.116.1", "pydantic==2.10.6", "starlette==0.47.2", "httpx==0.28.1"}
+# The SDK is vendored too, pinned: production must load the version the Cloudflare tests use.
+PINNED = {
+    "fastapi==0.116.1",
+    "pydantic==2.10.6",
+    "starlette==0.47.2",
+    "httpx==0.28.1",
+    "workers-runtime-sdk==1.9.5",
+}
 PLATFORM_ONLY = {"js", "pyodide", "workers", "asgi"}
 FIRST_PARTY = {p.stem for p in SRC.glob("*.py")} | {p.name for p in SRC.iterdir() if p.is_dir()}
 
@@ -63,3 +70,13 @@ def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import js\nimport requests\nfrom pyodide.ffi import to_js\n")
     assert imported(bad) == {"js", "requests", "pyodide"}
+
+
+def test_the_runtime_loads_the_vendored_sdk_and_its_patches() -> None:
+    """Without these flags at our compatibility date, the runtime installs its own older SDK
+    (no binding wrappers: D1, R2 and storage reach Python as raw JS objects) and skips the SDK's
+    .pth patches."""
+    flags = tomllib.loads((ROOT / "wrangler.toml").read_text())["compatibility_flags"]
+    assert {"python_workers", "enable_python_external_sdk", "python_process_pth_files"} <= set(
+        flags
+    )
