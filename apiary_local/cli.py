@@ -2,9 +2,10 @@
 
     apiary dev    [--config wrangler.toml] [--env NAME] [--state DIR] [--port 8787] ...
     apiary token  --scope SCOPE [--scope ...] [--ttl 1h] [--subject NAME]
-    apiary backend --apiary URL --admin-token TOKEN [...]   (the reference backend)
+    apiary backend --apiary URL [...]   (the reference backend; APIARY_TOKEN to register)
     apiary device join|resume BASE_URL --swarm ID [--token TOKEN] [...]   (a swarm device)
     apiary browser-runner [--host 127.0.0.1] [--port 8790] [--max-concurrency 2]   (browser checks)
+    apiary check-deployed URL [--backend URL] [--job NAME]   (after a real deploy; APIARY_TOKEN)
 
 `src/` is imported the way Cloudflare imports it: as the import root, found from `main` in
 wrangler.toml. So nothing from `src/` is imported before the config is read.
@@ -134,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         from apiary_local import browser_runner
 
         return browser_runner.main(argv[1:])
+    if argv[:1] == ["check-deployed"]:
+        from apiary_local import check_deployed
+
+        return check_deployed.main(argv[1:])
     if argv[:1] == ["device"]:
         _import_root(Path(__file__).resolve().parents[1] / "src" / "entry.py")
         from apiary_local import device_agent

@@ -1,15 +1,19 @@
 """The reference backend: a real server that speaks apiary's backend contract.
 
-    apiary backend --apiary http://127.0.0.1:8787 --admin-token TOKEN --name worker-1 \
-        [--port 9001] [--capabilities cpu,gpu] [--capacity 8] [--work-ms 200] [--fail-rate 0.1] \
-        [--reject 500:2] [--hang] [--heartbeat-s 5] [--cron-token TOKEN]
+    APIARY_TOKEN=... apiary backend --apiary http://127.0.0.1:8787 --name worker-1 \
+        [--port 9001] [--public-url URL] [--capabilities cpu,gpu] [--capacity 8] \
+        [--work-ms 200] [--fail-rate 0.1] [--reject 500:2] [--hang] [--heartbeat-s 5]
+
+Tokens never come from the command line (`ps` shows argv to every user): the `servers:admin`
+token to self-register with is `APIARY_TOKEN` (or `--token-file`), and the token scheduled job
+calls must carry is `CRON_TOKEN` (or `--cron-token-file`).
 
 The contract (see the README): apiary sends `POST /tasks` with `{id, type, payload, attempt,
 lease_id, timeout_s, callback_url}` and `X-Apiary-Lease`; the backend answers 2xx at once,
 works, then calls `PUT callback_url` with its server credential, the lease, and
 `{status: succeeded|failed, result?, error?}`. It serves `GET /health`. This one registers
 itself with an admin token at start (without one it only serves), heartbeats, answers scheduled
-job calls at `/cron/{job}` (checking `--cron-token`), and counts what happened at `GET /stats`.
+job calls at `/cron/{job}` (checking `CRON_TOKEN`), and counts what happened at `GET /stats`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import contextlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +33,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from apiary_local.token_source import read_token
 
 CALLBACK_TRIES = 5
 
@@ -191,10 +198,16 @@ def build_app(backend: Backend) -> Starlette:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="apiary backend", description=__doc__.split("\n")[0])
     parser.add_argument("--apiary", default="http://127.0.0.1:8787")
-    parser.add_argument("--admin-token", help="a servers:admin token to self-register with")
+    parser.add_argument(
+        "--token-file", type=Path, help="instead of $APIARY_TOKEN (servers:admin, to register)"
+    )
+    parser.add_argument("--cron-token-file", type=Path, help="instead of $CRON_TOKEN")
     parser.add_argument("--name", default="reference-backend")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument(
+        "--public-url", help="where apiary reaches this backend (default http://HOST:PORT)"
+    )
     parser.add_argument("--capabilities", default="", help="comma separated")
     parser.add_argument("--capacity", type=int, default=8)
     parser.add_argument("--work-ms", type=int, default=200)
@@ -202,7 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reject", default="", metavar="STATUS:COUNT")
     parser.add_argument("--hang", action="store_true", help="never answer dispatches")
     parser.add_argument("--heartbeat-s", type=float, default=5.0)
-    parser.add_argument("--cron-token", help="the CRON_TOKEN scheduled job calls must carry")
     args = parser.parse_args(argv)
     status, _, count = args.reject.partition(":")
     backend = Backend(
@@ -217,10 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         name=args.name,
         capabilities=[c for c in args.capabilities.split(",") if c],
         capacity=args.capacity,
-        admin_token=args.admin_token,
+        admin_token=read_token("APIARY_TOKEN", args.token_file, required=False),
         heartbeat_s=args.heartbeat_s,
-        cron_token=args.cron_token,
-        url=f"http://{args.host}:{args.port}",
+        cron_token=read_token("CRON_TOKEN", args.cron_token_file, required=False),
+        url=(args.public_url or f"http://{args.host}:{args.port}").rstrip("/"),
     )
     uvicorn.run(build_app(backend), host=args.host, port=args.port, log_level="warning")
     return 0

@@ -150,11 +150,12 @@ class Backend:
 
     def start(self, timeout_s: float = 15.0) -> Backend:
         command = [
-            str(APIARY), "backend", "--apiary", self.apiary.url, "--admin-token", admin_token(),
+            str(APIARY), "backend", "--apiary", self.apiary.url,
             "--name", self.name, "--port", str(self.port), *self.args,
         ]  # fmt: skip
+        env = {**os.environ, "APIARY_TOKEN": admin_token()}
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

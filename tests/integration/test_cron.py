@@ -1,5 +1,6 @@
 """Cron dispatch through `apiary dev`, against a real job backend and alert receiver on loopback."""
 
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -265,8 +266,10 @@ def test_trigger_all_jobs_and_errors(apiary: Callable, backend: CronBackend) -> 
 
 def test_the_reference_backend_answers_scheduled_jobs(apiary: Callable) -> None:
     port = free_port()
-    command = [str(APIARY), "backend", "--port", str(port), "--cron-token", CRON_TOKEN]
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as ref:
+    command = [str(APIARY), "backend", "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if k != "APIARY_TOKEN"} | {"CRON_TOKEN": CRON_TOKEN}
+    quiet = subprocess.DEVNULL
+    with subprocess.Popen(command, stdout=quiet, stderr=quiet, env=env) as ref:
         try:
             wait_up(f"http://127.0.0.1:{port}/health")
             server = apiary(BACKEND_BASE=f"http://127.0.0.1:{port}")
