@@ -6,9 +6,10 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from api.deps import get_services
-from api.security import SERVER_SCOPE, authorize, require
+from api.security import authorize, require, require_server_or
 from auth.scopes import Scope
-from auth.tokens import Claims, mint
+from auth.tokens import SERVER_AUDIENCE, Claims, mint
+from egress import require_allowed
 from errors import NotFound, Unavailable
 from ids import looks_like, new_id
 from logs import get_logger
@@ -56,9 +57,10 @@ async def register(
     _: Claims = Depends(require(Scope.SERVERS_ADMIN)),
     services: Services = Depends(get_services),
 ) -> Registered:
+    url = str(body.url).rstrip("/")
+    require_allowed(services.config, [url])  # apiary calls it at once and on a timer
     now = services.clock.now_ms()
     server_id = new_id(now, prefix="srv_")
-    url = str(body.url).rstrip("/")
     server = {**body.model_dump(mode="json"), "id": server_id, "url": url}
     await _registry(services).call("register", server, "unhealthy")
     try:
@@ -70,7 +72,8 @@ async def register(
     record = await _registry(services).call("get", server_id)
     credential = mint(
         subject=f"server:{server_id}",
-        scopes=[SERVER_SCOPE],
+        scopes=[],
+        audience=SERVER_AUDIENCE,
         now_s=now // 1000,
         ttl_s=CREDENTIAL_TTL_S,
         secret=services.config.get("JWT_SECRET") or "",
@@ -133,10 +136,10 @@ async def delete_server(
 async def heartbeat(
     server_id: str,
     body: HeartbeatIn,
-    claims: Claims = Depends(require()),
+    claims: Claims = Depends(require_server_or(Scope.SERVERS_ADMIN)),
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    authorize(claims, server_id=server_id, any_of=(Scope.SERVERS_ADMIN,))
+    authorize(claims, server_id=server_id)
     outcome = (
         await services.namespace(names.INSTANCES)
         .get(_known_shape(server_id))

@@ -12,7 +12,7 @@ import correlation
 from api.deps import get_services
 from api.paging import newest_first
 from api.rpc import unwrap
-from api.security import authorize, require
+from api.security import authorize, require, require_server_or
 from auth.scopes import Scope
 from auth.tokens import Claims
 from clock import rfc3339
@@ -119,11 +119,11 @@ async def get_task(
 async def update_task(
     task_id: str,
     body: TaskUpdateIn,
-    claims: Claims = Depends(require()),
+    claims: Claims = Depends(require_server_or(Scope.TASKS_WRITE)),
     services: Services = Depends(get_services),
     lease: str | None = Header(default=None, alias=LEASE_HEADER, max_length=64),
 ) -> dict[str, Any]:
-    server_id = authorize(claims, server_id=None, any_of=(Scope.TASKS_WRITE,))
+    server_id = authorize(claims, server_id=None)
     envelope = (
         await services.namespace(names.TASKS)
         .get(_task_id(task_id))

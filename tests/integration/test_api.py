@@ -40,6 +40,10 @@ def token(scopes: list[str], ttl_s: int = 300, secret: str = JWT_SECRET) -> str:
     return mint(subject="test", scopes=scopes, now_s=int(time.time()), ttl_s=ttl_s, secret=secret)
 
 
+def bearer(scopes: list[str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(scopes)}"}
+
+
 def test_health(server: DevServer) -> None:
     response = httpx.get(f"{server.url}/health")
     assert response.status_code == 200
@@ -48,6 +52,8 @@ def test_health(server: DevServer) -> None:
     assert RFC3339.match(body["timestamp"])
     assert body["environment"] == "development"
     assert body["version"] == "0.1.0"
+    assert "checks" not in body  # the details are for a caller with a token
+    body = httpx.get(f"{server.url}/health", headers=bearer(["tasks:read"])).json()
     assert body["checks"] == {
         "database": "ok",
         "backend": "not_configured",
@@ -124,7 +130,7 @@ REJECTED = {
     + "."
     + _b64({"sub": "x", "exp": NOW + 99, "scope": "admin"})
     + ".c2ln",
-    "bad signature": "Bearer " + token(["admin"], secret="another-secret-another-secret"),
+    "bad signature": "Bearer " + token(["admin"], secret="another-secret-another-secret-another"),
     "expired": "Bearer " + token(["admin"], ttl_s=-120),
     "no exp": "Bearer " + encode({"sub": "x", "scope": "admin"}, JWT_SECRET),
     "tampered": "Bearer "

@@ -1,7 +1,9 @@
-"""What `src/` may import: the Workers runtime's packages, and platform modules only at the edge."""
+"""What `src/` may import: the Workers runtime's packages, a short list of vendored pure-Python
+packages, and platform modules only at the edge."""
 
 import ast
 import importlib
+import importlib.metadata
 import sys
 import tomllib
 from pathlib import Path
@@ -11,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 RUNTIME_PACKAGES = {"fastapi", "pydantic", "starlette", "httpx"}
+# Small pure-Python packages pywrangler vendors, by import name and distribution: an explicit,
+# short list (each must be pure Python: Pyodide cannot load a compiled wheel built for CPython).
+VENDORED = {"jwt": "PyJWT"}
 # The SDK is vendored too, pinned: production must load the version the Cloudflare tests use.
 PINNED = {
     "fastapi==0.116.1",
@@ -18,6 +23,7 @@ PINNED = {
     "starlette==0.47.2",
     "httpx==0.28.1",
     "workers-runtime-sdk==1.9.5",
+    "pyjwt==2.15.1",
 }
 PLATFORM_ONLY = {"js", "pyodide", "workers", "asgi"}
 FIRST_PARTY = {p.stem for p in SRC.glob("*.py")} | {p.name for p in SRC.iterdir() if p.is_dir()}
@@ -48,8 +54,19 @@ def test_imports_only_what_the_workers_runtime_ships(path: Path) -> None:
     platform = names & PLATFORM_ONLY
     if platform:
         assert at_the_edge(path), f"{platform} imported outside the Cloudflare adapter"
-    outside = names - PLATFORM_ONLY - RUNTIME_PACKAGES
-    assert not outside, f"not shipped by the Workers runtime: {sorted(outside)}"
+    outside = names - PLATFORM_ONLY - RUNTIME_PACKAGES - set(VENDORED)
+    assert not outside, f"not shipped by the Workers runtime nor vendored: {sorted(outside)}"
+
+
+@pytest.mark.parametrize("distribution", sorted(VENDORED.values()))
+def test_vendored_packages_are_pure_python(distribution: str) -> None:
+    files = importlib.metadata.files(distribution) or []
+    compiled = [str(f) for f in files if f.suffix in (".so", ".pyd", ".dylib", ".dll")]
+    assert files
+    assert not compiled
+    wheel = importlib.metadata.distribution(distribution).read_text("WHEEL") or ""
+    assert "Root-Is-Purelib: true" in wheel
+    assert "Tag: py3-none-any" in wheel or "Tag: py2.py3-none-any" in wheel
 
 
 def test_core_modules_import_on_cpython() -> None:

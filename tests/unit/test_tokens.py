@@ -6,7 +6,14 @@ import json
 import pytest
 
 from auth.scopes import KNOWN, Scope, grants, unknown
-from auth.tokens import InvalidToken, decode, encode, mint
+from auth.tokens import (
+    OPERATOR_AUDIENCE,
+    SERVER_AUDIENCE,
+    InvalidToken,
+    decode,
+    encode,
+    mint,
+)
 
 SECRET = "unit-test-secret-unit-test-secret"
 NOW = 1_800_000_000
@@ -25,11 +32,30 @@ def test_round_trip() -> None:
     assert claims.subject == "s1"
     assert claims.scopes == {"tasks:read", "cron:run"}
     assert claims.expires_at == NOW + 60
+    assert claims.audience == OPERATOR_AUDIENCE
 
 
-def _signed(header: dict, claims: dict) -> str:
-    good = encode(claims, SECRET).split(".")
+def claims(**extra: object) -> dict[str, object]:
+    return {"sub": "x", "aud": OPERATOR_AUDIENCE, "exp": NOW + 9, **extra}
+
+
+def _signed(header: dict, body: dict) -> str:
+    good = encode(body, SECRET).split(".")
     return f"{b64(header)}.{good[1]}.{good[2]}"
+
+
+def _with_payload(raw: bytes) -> str:
+    """A token whose payload segment is `raw`, correctly signed (so only parsing can fail)."""
+    import hashlib
+    import hmac
+
+    signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(raw)}"
+    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+GOOD = encode(claims(), SECRET)
+OTHER_SECRET = "wrong-secret-wrong-secret-wrong-secret"
 
 
 @pytest.mark.parametrize(
@@ -40,19 +66,31 @@ def _signed(header: dict, claims: dict) -> str:
         ("a.b.c.d", "malformed"),
         ("!!.??.**", "malformed"),
         (f"{b64([1])}.{b64({})}.x", "malformed"),
-        (f"{b64({'alg': 'none'})}.{b64({'sub': 'x', 'exp': NOW + 9})}.", "algorithm"),
-        (_signed({"alg": "HS512"}, {"sub": "x", "exp": NOW + 9}), "algorithm"),
-        (_signed({"alg": "RS256"}, {"sub": "x", "exp": NOW + 9}), "algorithm"),
-        (_signed({"typ": "JWT"}, {"sub": "x", "exp": NOW + 9}), "algorithm"),
-        (encode({"sub": "x", "exp": NOW + 9}, "wrong-secret-wrong-secret"), "signature"),
-        (encode({"sub": "x"}, SECRET), "expiry"),
-        (encode({"sub": "x", "exp": "tomorrow"}, SECRET), "number"),
-        (encode({"sub": "x", "exp": True}, SECRET), "number"),
-        (encode({"sub": "x", "exp": NOW - 31}, SECRET), "expired"),
-        (encode({"sub": "x", "exp": NOW + 60, "nbf": NOW + 90}, SECRET), "not yet"),
-        (encode({"exp": NOW + 60}, SECRET), "subject"),
-        (encode({"sub": "x", "exp": NOW + 60, "scope": ["admin"]}, SECRET), "scope"),
-        (encode({"sub": "x", "exp": NOW + 9}, SECRET) + "=", "malformed"),
+        (f"{b64({'alg': 'none'})}.{b64(claims())}.", "malformed"),
+        (f"{b64({'alg': 'none'})}.{b64(claims())}.e30", "algorithm"),
+        (_signed({"alg": "HS512"}, claims()), "algorithm"),
+        (_signed({"alg": "RS256"}, claims()), "algorithm"),
+        (_signed({"typ": "JWT"}, claims()), "algorithm"),
+        (encode(claims(), OTHER_SECRET), "signature"),
+        (encode({"sub": "x", "aud": OPERATOR_AUDIENCE}, SECRET), "expiry"),
+        (encode(claims(exp="tomorrow"), SECRET), "number"),
+        (encode(claims(exp=True), SECRET), "number"),
+        (encode(claims(exp=1e300), SECRET), "out of range"),
+        (encode(claims(exp=float("inf")), SECRET), "out of range"),
+        (encode(claims(exp=NOW - 31), SECRET), "expired"),
+        (encode(claims(exp=NOW + 60, nbf=NOW + 90), SECRET), "not yet"),
+        (encode({"aud": OPERATOR_AUDIENCE, "exp": NOW + 60}, SECRET), "subject"),
+        (encode({"sub": "x", "exp": NOW + 60}, SECRET), "audience"),
+        (encode(claims(aud=SERVER_AUDIENCE), SECRET), "audience"),
+        (encode(claims(scope=["admin"]), SECRET), "scope"),
+        (GOOD + "=", "malformed"),
+        # Base64 decoders skip characters outside the alphabet: without a check of each
+        # segment, these would all verify as GOOD.
+        (GOOD[:-4] + "!" + GOOD[-4:], "malformed"),
+        (GOOD.replace(".", ".%", 1), "malformed"),
+        (GOOD[:-2] + "\n" + GOOD[-2:], "malformed"),
+        (_with_payload(b'{"sub": "\xff", "aud": "apiary", "exp": 1800000009}'), "malformed"),
+        (_with_payload(b"\xff\xfe not json"), "malformed"),
     ],
 )
 def test_rejections(token: str, reason: str) -> None:
@@ -60,22 +98,38 @@ def test_rejections(token: str, reason: str) -> None:
         decode(token, SECRET, now_s=NOW)
 
 
+def test_audiences_keep_servers_and_operators_apart() -> None:
+    server = mint(
+        subject="server:srv_1", scopes=[], now_s=NOW, ttl_s=60, secret=SECRET,
+        audience=SERVER_AUDIENCE, extra={"server_id": "srv_1"},
+    )  # fmt: skip
+    operator = mint(subject="ops", scopes=["admin"], now_s=NOW, ttl_s=60, secret=SECRET)
+    with pytest.raises(InvalidToken, match="audience"):
+        decode(server, SECRET, now_s=NOW)  # an operator route
+    with pytest.raises(InvalidToken, match="audience"):
+        decode(operator, SECRET, now_s=NOW, audiences=(SERVER_AUDIENCE,))
+    both = (OPERATOR_AUDIENCE, SERVER_AUDIENCE)
+    assert decode(server, SECRET, now_s=NOW, audiences=both).audience == SERVER_AUDIENCE
+
+
 def test_signature_covers_claims() -> None:
-    header, _, signature = encode(
-        {"sub": "x", "exp": NOW + 9, "scope": "tasks:read"}, SECRET
-    ).split(".")
-    forged = f"{header}.{b64({'sub': 'x', 'exp': NOW + 9, 'scope': 'admin'})}.{signature}"
+    header, _, signature = encode(claims(scope="tasks:read"), SECRET).split(".")
+    forged = f"{header}.{b64(claims(scope='admin'))}.{signature}"
     with pytest.raises(InvalidToken, match="signature"):
         decode(forged, SECRET, now_s=NOW)
 
 
-def test_no_secret_configured_rejects_everything() -> None:
+def test_a_short_or_missing_secret_verifies_nothing() -> None:
     with pytest.raises(InvalidToken, match="not configured"):
-        decode(encode({"sub": "x", "exp": NOW + 9}, ""), "", now_s=NOW)
+        decode(GOOD, "", now_s=NOW)
+    with pytest.raises(InvalidToken, match="not configured"):
+        decode(GOOD, "short-secret", now_s=NOW)
+    with pytest.raises(ValueError, match="32 bytes"):
+        encode(claims(), "short-secret")
 
 
 def test_clock_skew_leeway() -> None:
-    token = encode({"sub": "x", "exp": NOW}, SECRET)
+    token = encode(claims(exp=NOW), SECRET)
     assert decode(token, SECRET, now_s=NOW + 29).subject == "x"
 
 
