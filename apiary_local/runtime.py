@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from apiary_local.objects import ObjectHost
 from apiary_local.scheduler import CronScheduler
 from clock import SystemClock
 from cron.dispatch import ScheduledEvent
+from egress import VAR as EGRESS
+from egress import EgressError, EgressPolicy, GuardedHttp
 from logs import get_logger, register_secrets
 from outbound import HttpxHttp
 from ports import Clock, Config
@@ -27,6 +30,12 @@ if TYPE_CHECKING:
 
 log = get_logger("runtime")
 DATABASE_BINDING = "DB"
+
+
+async def resolve_host(host: str) -> list[str]:
+    """The addresses `host` resolves to, for the egress policy."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
 
 
 class LocalRuntime:
@@ -75,10 +84,16 @@ class LocalRuntime:
             self.hosts[binding.name] = hosts_by_class[binding.class_name]
         self.http = HttpxHttp()
         values = {**config.vars, **config.secrets}
+        # On one machine the peers (backends, fixture sites, the step runner) are on loopback.
+        values[EGRESS] = values.get(EGRESS) or "loopback"
+        try:
+            policy = EgressPolicy.parse(values[EGRESS])
+        except EgressError as exc:
+            raise ConfigError(str(exc)) from None
         self.services = Services(
             database=self.databases[DATABASE_BINDING],
             namespaces={name: LocalNamespace(host) for name, host in self.hosts.items()},
-            http=self.http,
+            http=GuardedHttp(self.http, policy, resolve=resolve_host),
             clock=self.clock,
             config=Config(values, secret_names=SECRETS | frozenset(config.secrets)),
             buckets={
@@ -99,7 +114,8 @@ class LocalRuntime:
 
             values = self.services.config
             self._browser = BrowserEngine(
-                max_concurrency=int(values.get("BROWSER_MAX_CONCURRENCY") or 2)
+                max_concurrency=int(values.get("BROWSER_MAX_CONCURRENCY") or 2),
+                egress=EgressPolicy.parse(values.get(EGRESS)),
             )
             self._rendering = create_app(
                 self._browser,

@@ -154,7 +154,8 @@ class HttpResponse:
 
 
 class HttpError(PortError):
-    """The request got no HTTP answer: `kind` is 'timeout' or 'network'."""
+    """The request got no HTTP answer: `kind` is 'timeout', 'network', or 'refused' (by the
+    egress policy, before any connection: retrying cannot help)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)

@@ -25,6 +25,7 @@ VARS = frozenset(
         "CF_API_BASE",
         "BROWSER_MAX_CONCURRENCY",
         "BROWSER_REQUESTS_PER_MINUTE",
+        "EGRESS_ALLOW",
     }
 )
 SECRETS = frozenset(

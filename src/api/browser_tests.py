@@ -16,6 +16,7 @@ from auth.tokens import Claims
 from browser.models import BrowserTestIn, RunSuiteIn, SuiteIn
 from browser.settings import ARTIFACTS, LIMITS, RUNS
 from clock import rfc3339
+from egress import require_allowed
 from errors import NotFound
 from ids import looks_like, new_id
 from ports import first, query
@@ -35,6 +36,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _start(services: Services, test: BrowserTestIn, **suite: str) -> dict[str, Any]:
+    require_allowed(services.config, test.urls())
     run_id = new_id(services.clock.now_ms(), prefix="btr_")
     spec = {"id": run_id, **test.model_dump(mode="json"), **suite}
     return unwrap(await services.namespace(RUNS).get(run_id).call("start", spec), "run")
@@ -78,6 +80,7 @@ async def limits(_: Claims = READ, services: Services = Depends(get_services)) -
 async def save_suite(
     body: SuiteIn, _: Claims = WRITE, services: Services = Depends(get_services)
 ) -> dict[str, Any]:
+    require_allowed(services.config, [url for test in body.tests for url in test.urls()])
     now = rfc3339(services.clock.now())
     tests = json.dumps([t.model_dump(mode="json") for t in body.tests])
     await services.database.execute(
@@ -114,6 +117,7 @@ async def run_suite(
     if suite is None:
         raise NotFound(f"no suite named {body.suite_name!r}")
     tests = [BrowserTestIn.model_validate(t) for t in json.loads(suite["tests"])]
+    require_allowed(services.config, [url for test in tests for url in test.urls()])
     suite_run_id = new_id(services.clock.now_ms(), prefix="btr_")
     await services.database.execute(
         f"INSERT INTO browser_test_runs ({COLUMNS}, version) VALUES"

@@ -8,6 +8,8 @@ from cloudflare_adapters.d1 import D1Database
 from cloudflare_adapters.fetch_http import FetchHttp
 from cloudflare_adapters.namespace import CloudflareNamespace
 from cloudflare_adapters.r2 import R2Bucket
+from egress import VAR as EGRESS
+from egress import EgressPolicy, GuardedHttp
 from logs import register_secrets
 from ports import Bucket, Config, Namespace
 from services import Services
@@ -49,7 +51,9 @@ def services_from_env(env: Any) -> Services:
     return Services(
         database=D1Database(env.DB),
         namespaces=_EnvBindings[Namespace](env, CloudflareNamespace),
-        http=FetchHttp(),
+        # A Worker cannot resolve names: the policy judges literal hosts, and Cloudflare's
+        # fetch does not reach private networks.
+        http=GuardedHttp(FetchHttp(), EgressPolicy.parse(config.get(EGRESS))),
         clock=SystemClock(),
         config=config,
         buckets=_EnvBindings[Bucket](env, R2Bucket),

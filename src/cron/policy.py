@@ -44,11 +44,14 @@ class Verdict(StrEnum):
     FAILED = "failed"  # final: no attempts left, or an answer that retrying cannot change
 
 
-def judge(status: int | None, attempt: int, max_attempts: int) -> Verdict:
-    """`status` None means no HTTP answer (network error or timeout)."""
+def judge(
+    status: int | None, attempt: int, max_attempts: int, *, retryable: bool = True
+) -> Verdict:
+    """`status` None means no HTTP answer (network error or timeout); `retryable` False when no
+    attempt could ever get one (the egress policy refused the address)."""
     if status is not None and 200 <= status < 300:
         return Verdict.SUCCEEDED
-    if should_retry(status) and attempt < max_attempts:
+    if retryable and should_retry(status) and attempt < max_attempts:
         return Verdict.RETRY
     return Verdict.FAILED
 

@@ -261,7 +261,7 @@ class JobRunner(DurableObjectLogic):
                 status, retry_after, error = await self._call(job, run, base)
             finally:
                 correlation.reset(token)
-            verdict = judge(status, n, job.max_attempts)
+            verdict = judge(status, n, job.max_attempts, retryable=not error.startswith("refused"))
         else:  # a configuration error: retrying cannot help
             status, retry_after, error = None, None, "BACKEND_BASE is not set"
             verdict = Verdict.FAILED
@@ -341,7 +341,7 @@ class JobRunner(DurableObjectLogic):
     async def _call(
         self, job: Job, run: dict[str, Any], base: str
     ) -> tuple[int | None, str | None, str]:
-        """One HTTP attempt: (status or None, Retry-After, error excerpt)."""
+        """One HTTP attempt: (status or None, Retry-After, why there was no answer)."""
         config = self.ctx.services.config
         headers = {"X-Correlation-ID": run["correlation_id"]}
         token = config.get("CRON_TOKEN")
@@ -364,8 +364,12 @@ class JobRunner(DurableObjectLogic):
             )
         except HttpError as exc:
             return None, None, f"{exc.kind}: {exc}"
-        excerpt = "" if 200 <= response.status < 300 else response.text()[: records.ERROR_EXCERPT]
-        return response.status, response.headers.get("retry-after"), redact(excerpt)
+        if not 200 <= response.status < 300:
+            # The body goes to the log (operators only, redacted), never into the run's record.
+            excerpt = redact(response.text()[: records.ERROR_EXCERPT])
+            event(log, logging.WARNING, "backend answer", job=job.name, status=response.status,
+                  body=excerpt)  # fmt: skip
+        return response.status, response.headers.get("retry-after"), ""
 
     # --- the outbox ---
 

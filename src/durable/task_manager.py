@@ -262,7 +262,7 @@ class TaskManager(DurableObjectLogic):
         }
         status: int | None = None
         retry_after = None
-        excerpt = ""
+        failure: HttpError | None = None
         try:
             response = await self.ctx.services.http.request(
                 "POST",
@@ -271,11 +271,11 @@ class TaskManager(DurableObjectLogic):
                 headers={"X-Apiary-Lease": doc["lease_id"]},
                 timeout_s=max(0.1, min(self.settings.dispatch_timeout_s, remaining_s)),
             )
+            # Only the status: a peer's body never lands in a task (readable with tasks:read).
             status = response.status
             retry_after = response.headers.get("retry-after")
-            excerpt = response.text()[:ERROR_EXCERPT]
         except HttpError as exc:
-            excerpt = str(exc)
+            failure = exc
         # The callback may have landed while we waited (Cloudflare interleaves at awaits).
         latest = self._load()
         if (
@@ -292,13 +292,14 @@ class TaskManager(DurableObjectLogic):
             await self.ctx.storage.set_alarm(doc["deadline_ms"])
             return
         where = f"dispatch to {doc['server_id']}"
-        if not should_retry(status):
-            doc["error"] = f"{where} refused: HTTP {status}: {excerpt}"
+        if failure is None and not should_retry(status):
+            doc["error"] = f"{where} refused: HTTP {status}"
             self._finish(doc, TaskStatus.FAILED, outcome="rejected", error=doc["error"])
             return
         doc["dispatch_tries"] += 1
-        reason = f"{where}: HTTP {status}" if status is not None else f"{where}: {excerpt}"
-        if doc["dispatch_tries"] >= self.settings.dispatch_tries:
+        reason = f"{where}: HTTP {status}" if failure is None else f"{where}: {failure}"
+        refused = failure is not None and failure.kind == "refused"  # retrying cannot help
+        if refused or doc["dispatch_tries"] >= self.settings.dispatch_tries:
             self._end_attempt(doc, "dispatch_failed", reason)
             await self.ctx.storage.set_alarm(self._now())
             return
