@@ -7,7 +7,10 @@ At most `max_concurrency` operations hold a context at once; the others queue fo
 timeout, then fail with `EngineBusy`. Every operation is bounded by its timeout: a page that
 never answers, crashes or drops the connection gives a `NavigationError` (for `run_steps`, a
 failed step), never a hang. Only http(s) URLs are opened, so a check cannot read the runner's
-own files through file:// URLs.
+own files through file:// URLs, and every connection the browser makes goes through an egress
+proxy (`apiary_local.egress_proxy`) that holds it to the egress policy: a check cannot make the
+browser show it a private or loopback page (unless `EGRESS_ALLOW` names it), not even through a
+redirect, an iframe or a WebSocket. Chromium runs in its sandbox where it can (not as root).
 
     snapshot(url, viewport=, full_page=, timeout_ms=) -> {"content": html, "screenshot": b64 PNG}
     scrape(url, selectors, viewport=, timeout_ms=) -> [{"selector", "results": [{"text", "html",
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -35,6 +39,7 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
+from apiary_local.browser_seal import Seal
 from apiary_local.browser_steps import (
     CLEANUP_S,
     InvalidRequest,
@@ -46,10 +51,14 @@ from apiary_local.browser_steps import (
     parse_cookies,
     parse_steps,
 )
+from apiary_local.egress_proxy import EgressProxy
+from egress import EgressPolicy, explain, refusal
+from logs import event, get_logger
 
 __all__ = ["BrowserEngine", "BrowserError", "EngineBusy", "InvalidRequest", "NavigationError"]
 
 DEFAULT_TIMEOUT_MS = 30_000
+log = get_logger("browser")
 
 
 class BrowserError(Exception):
@@ -75,9 +84,12 @@ class BrowserEngine:
         max_concurrency: int = 4,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         executable: str | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.timeout_ms = timeout_ms
         self.executable = executable
+        self.egress = egress or EgressPolicy()
+        self.proxy = EgressProxy(self.egress)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._launching = asyncio.Lock()
         self._playwright: Playwright | None = None
@@ -143,19 +155,31 @@ class BrowserEngine:
         *,
         cookies: list[dict[str, Any]] | None = None,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        secret_screenshots: bool = False,
     ) -> dict[str, Any]:
         """Runs `steps` in one fresh context, stopping at the first failure; raises
-        `InvalidRequest` before touching the browser if the steps or cookies are malformed."""
+        `InvalidRequest` before touching the browser if the steps or cookies are malformed.
+        Once a secret was typed (a fill with `secret_origins`) the page is sealed to those
+        origins, and no screenshot is taken unless `secret_screenshots`."""
         parsed = parse_steps(steps)
         jar = parse_cookies(cookies)
         timeout_ms = check_timeout(timeout_ms)
+        for step in parsed:
+            if step["action"] == "goto":
+                self._check_egress(step["url"], InvalidRequest)
         async with self._page(timeout_ms) as (context, page):
             try:
                 await context.add_cookies(jar)  # type: ignore[arg-type]
             except PlaywrightError as exc:
                 raise InvalidRequest(f"cookies: {first_line(exc)}") from exc
-            run = StepRun(context, page, timeout_ms)
+            run = StepRun(context, page, timeout_ms, Seal(context), secret_screenshots)
             return await run.execute(parsed)
+
+    def _check_egress(self, url: str, error: type[Exception]) -> None:
+        """Name the refusal of a URL a check gives (the proxy refuses it anyway, less clearly)."""
+        reason = refusal(url, self.egress)
+        if reason is not None:
+            raise error(f"{url}: {explain(reason)}")
 
     def _timeout(self, timeout_ms: int | None) -> int:
         return check_timeout(self.timeout_ms if timeout_ms is None else timeout_ms)
@@ -196,6 +220,7 @@ class BrowserEngine:
 
     async def _open(self, page: Page, url: str, timeout_ms: int) -> None:
         check_url(url)
+        self._check_egress(url, NavigationError)
         try:
             await page.goto(url, wait_until="load", timeout=timeout_ms)
         except PlaywrightError as exc:
@@ -209,22 +234,39 @@ class BrowserEngine:
                 return self._browser
             await self._shutdown()  # a crashed browser: start afresh
             try:
+                proxy = await self.proxy.start()
                 self._playwright = await async_playwright().start()
-                self._browser = await self._playwright.chromium.launch(
-                    executable_path=self.executable or chromium_path(),
-                    headless=True,
-                    # Root (no sandbox possible) and containers with a small /dev/shm.
-                    args=["--no-sandbox", "--disable-dev-shm-usage"],
-                    timeout=DEFAULT_TIMEOUT_MS,
-                )
+                self._browser = await self._launch(self._playwright, proxy)
             except (PlaywrightError, OSError) as exc:
                 await self._shutdown()
                 raise BrowserError(f"could not launch Chromium: {first_line(exc)}") from exc
             return self._browser
 
+    async def _launch(self, playwright: Playwright, proxy: str) -> Browser:
+        args = [
+            "--disable-dev-shm-usage",  # containers with a small /dev/shm
+            f"--proxy-server={proxy}",
+            "--proxy-bypass-list=<-loopback>",  # loopback goes through the proxy too
+        ]
+        launch = {
+            "executable_path": self.executable or chromium_path(),
+            "headless": True,
+            "timeout": DEFAULT_TIMEOUT_MS,
+        }
+        if os.geteuid() != 0:
+            try:
+                return await playwright.chromium.launch(args=args, chromium_sandbox=True, **launch)
+            except PlaywrightError as exc:  # the kernel refuses the sandbox's namespaces
+                why = first_line(exc)
+        else:
+            why = "running as root"
+        event(log, logging.WARNING, "Chromium runs without its sandbox", reason=why)
+        return await playwright.chromium.launch(args=[*args, "--no-sandbox"], **launch)
+
     async def _shutdown(self) -> None:
         browser, playwright = self._browser, self._playwright
         self._browser = self._playwright = None
+        await self.proxy.close()
         with contextlib.suppress(PlaywrightError, TimeoutError):
             if browser is not None:
                 async with asyncio.timeout(CLEANUP_S):

@@ -4,17 +4,19 @@
         [--max-concurrency 2]
 
 With `BROWSER_RUNNER_TOKEN` set, `POST /run` requires `Authorization: Bearer <token>` (apiary
-sends its `BROWSER_RUNNER_TOKEN` secret).
+sends its `BROWSER_RUNNER_TOKEN` secret). The browser reaches only what the egress policy
+allows (`EGRESS_ALLOW`, see `src/egress.py`; unset: public addresses only).
 
 `GET /health` -> `{"status": "ok"}`. `POST /run` with
 
-    {"steps": [...], "cookies": [{"name", "value", "url"}]?, "timeout_ms": 30000?}
+    {"steps": [...], "cookies": [{"name", "value", "url"}]?, "timeout_ms": 30000?,
+     "secret_screenshots": false?}
 
 runs the steps in a fresh browser context (nothing is shared between runs) and answers 200
 with a report whether or not the journey passed. Steps (`action` plus its fields; any step may
 also carry `timeout_ms`, and `expect_*` steps retry for 5 s unless told otherwise):
 
-    goto {url}  click {selector}  fill {selector, value}  press {key, selector?}
+    goto {url}  click {selector}  fill {selector, value, secret_origins?}  press {key, selector?}
     wait_for {selector, state?: visible|attached|hidden|detached}
     expect_text {text, selector?="body"}  expect_url {contains}
     screenshot {full_page?}  cookies {}     (records the context's cookies at that point)
@@ -30,9 +32,12 @@ The report:
      "console_errors": [str], "load_ms": int|null, "duration_ms": int}
 
 A failing step carries a PNG screenshot (base64) of the page as it was. No `fill` value
-appears anywhere in the report: it may be a password. A malformed request is a 400
-`{"error": {"code": "invalid", "message"}}`; no free browser slot within the timeout is a 503
-(`busy`); a browser that cannot run is a 500 (`browser`). Request bodies are never logged.
+appears anywhere in the report: it may be a password. A fill with `secret_origins` types a
+stored credential: from then on the page may only navigate to those origins (another
+navigation fails the step), and no screenshot is taken unless `secret_screenshots` is true.
+A malformed request is a 400 `{"error": {"code": "invalid", "message"}}`; no free browser
+slot within the timeout is a 503 (`busy`); a browser that cannot run is a 500 (`browser`).
+Request bodies are never logged.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import contextlib
 import hmac
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -57,8 +63,10 @@ from apiary_local.browser_engine import (
     EngineBusy,
     InvalidRequest,
 )
+from egress import VAR as EGRESS
+from egress import EgressError, EgressPolicy
 
-REQUEST_FIELDS = {"steps", "cookies", "timeout_ms"}
+REQUEST_FIELDS = {"steps", "cookies", "timeout_ms", "secret_screenshots"}
 TOKEN_ENV = "BROWSER_RUNNER_TOKEN"
 
 
@@ -95,6 +103,7 @@ def create_app(engine: BrowserEngine, *, token: str | None = None) -> Starlette:
                 body.get("steps"),  # type: ignore[arg-type]  # run_steps checks it
                 cookies=body.get("cookies"),
                 timeout_ms=body.get("timeout_ms", DEFAULT_TIMEOUT_MS),
+                secret_screenshots=body.get("secret_screenshots") is True,
             )
         except InvalidRequest as exc:
             return _error(400, "invalid", str(exc))
@@ -136,7 +145,15 @@ def _positive(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     token = os.environ.get(TOKEN_ENV) or None  # from the environment: argv is visible to `ps`
-    app = create_app(BrowserEngine(max_concurrency=args.max_concurrency), token=token)
+    # Self-hosted, the runner is an SSRF surface: private and loopback targets are refused
+    # unless EGRESS_ALLOW names them.
+    try:
+        policy = EgressPolicy.parse(os.environ.get(EGRESS))
+    except EgressError as exc:
+        print(f"apiary browser-runner: {exc}", file=sys.stderr)
+        return 2
+    engine = BrowserEngine(max_concurrency=args.max_concurrency, egress=policy)
+    app = create_app(engine, token=token)
     print(f"apiary browser-runner: http://{args.host}:{args.port}", flush=True)
     # No access log: request bodies carry passwords, and URLs may carry tokens.
     uvicorn.run(

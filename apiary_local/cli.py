@@ -87,6 +87,8 @@ def _dev(args: argparse.Namespace) -> int:
     logs.get_logger("cli").info(
         f"apiary dev: http://{args.host}:{args.port} (state {args.state.resolve()})"
     )
+    from swarms.protocol import MAX_FRAME_BYTES
+
     uvicorn.run(
         LocalServer(runtime),
         host=args.host,
@@ -94,6 +96,9 @@ def _dev(args: argparse.Namespace) -> int:
         log_level="warning",
         access_log=False,
         ws="websockets-sansio",
+        # A frame over this never reaches an object: the socket closes (1009) before it is
+        # buffered whole. Up to it, the protocol answers an oversize frame with `too_large`.
+        ws_max_size=2 * MAX_FRAME_BYTES,
         lifespan="on",
     )
     return 0
@@ -132,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return reference_backend.main(argv[1:])
     if argv[:1] == ["browser-runner"]:
+        _import_root(Path(__file__).resolve().parents[1] / "src" / "entry.py")
         from apiary_local import browser_runner
 
         return browser_runner.main(argv[1:])

@@ -4,6 +4,7 @@ errors, screenshot) on the same Chromium, in the same run.
 """
 
 import asyncio
+import os
 import subprocess
 import tempfile
 import time
@@ -97,6 +98,7 @@ def run() -> dict:
         [str(APIARY), "browser-runner", "--port", str(port), "--max-concurrency", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "EGRESS_ALLOW": "loopback"},
     )
     project = work / "project"
     project.mkdir()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import signal
 import subprocess
 import time
@@ -16,6 +17,7 @@ import pytest
 
 from apiary_local.browser_engine import BrowserEngine
 from apiary_local.browser_rendering import SlidingWindow, create_app
+from egress import EgressPolicy
 from tests.fixtures.site import PASSWORD, USERNAME, FixtureSite
 from tests.harness import APIARY, free_port, wait_up
 
@@ -36,8 +38,9 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{free_port()}"
     log = tmp_path_factory.mktemp("runner") / "browser-runner.log"
     command = [str(APIARY), "browser-runner", "--port", url.rsplit(":", 1)[1]]
+    env = {**os.environ, "EGRESS_ALLOW": "loopback"}  # the fixture site is on loopback
     with log.open("wb") as out:  # the child keeps its own descriptor
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         wait_up(f"{url}/health", timeout_s=20)
         assert httpx.get(f"{url}/health").json() == {"status": "ok"}
@@ -250,7 +253,9 @@ def test_bad_bodies_are_400(runner: str, body: bytes) -> None:
 
 @contextlib.asynccontextmanager
 async def rendering(**options: Any) -> AsyncIterator[httpx.AsyncClient]:
-    engine = BrowserEngine(max_concurrency=2, timeout_ms=10_000)
+    engine = BrowserEngine(
+        max_concurrency=2, timeout_ms=10_000, egress=EgressPolicy.parse("loopback")
+    )
     app = create_app(engine, **({"api_token": None} | options))
     transport = httpx.ASGITransport(app=app)
     try:
