@@ -6,7 +6,10 @@
 and builds the report. Expectations (`expect_text`, `expect_url`) retry for up to
 `EXPECT_TIMEOUT_MS` (or the step's own `timeout_ms`) because a click's navigation completes
 after the click returns; other steps may use whatever remains of the run's `timeout_ms`.
-Every text of the report is scrubbed of `fill` values, which may be passwords.
+Every text of the report is scrubbed of `fill` values, which may be passwords; a fill that
+carries `secret_origins` is a stored credential: every encoded form of it is scrubbed, the page
+is sealed to those origins from then on, and no screenshot is taken (not even of a failure)
+unless the run allows `secret_screenshots`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from urllib.parse import urlsplit
 
 from playwright.async_api import BrowserContext, ConsoleMessage, Page
 from playwright.async_api import Error as PlaywrightError
+
+from apiary_local.browser_seal import Seal
+from logs import encoded_forms
 
 MAX_TIMEOUT_MS = 120_000
 # Reading a page after a failure must not become the new hang.
@@ -53,7 +59,7 @@ def first_line(exc: BaseException) -> str:
 _STEPS: dict[str, dict[str, tuple[type, bool]]] = {
     "goto": {"url": (str, True)},
     "click": {"selector": (str, True)},
-    "fill": {"selector": (str, True), "value": (str, True)},
+    "fill": {"selector": (str, True), "value": (str, True), "secret_origins": (list, False)},
     "press": {"key": (str, True), "selector": (str, False)},
     "wait_for": {"selector": (str, True), "state": (str, False)},
     "expect_text": {"text": (str, True), "selector": (str, False)},
@@ -90,9 +96,14 @@ def parse_steps(steps: Any) -> list[dict[str, Any]]:
             elif type(step[name]) is not kind or (
                 kind is str and name != "value" and not step[name]
             ):
-                expected = {str: "a non-empty string", bool: "a boolean"}[kind]
+                expected = {str: "a non-empty string", bool: "a boolean", list: "a list"}[kind]
                 expected = "a string" if name == "value" else expected
                 raise InvalidRequest(f"{where}.{name} must be {expected}")
+        origins = step.get("secret_origins", [])
+        if not all(isinstance(o, str) for o in origins) or (
+            "secret_origins" in step and not origins
+        ):
+            raise InvalidRequest(f"{where}.secret_origins must be a non-empty list of origins")
         if "timeout_ms" in step:
             check_timeout(step["timeout_ms"], f"{where}.timeout_ms")
         if action == "goto":
@@ -128,8 +139,16 @@ class _StepFailed(Exception):
 class StepRun:
     """One `run_steps` call: runs the steps on `page` and gathers what the report needs."""
 
-    def __init__(self, context: BrowserContext, page: Page, timeout_ms: int) -> None:
+    def __init__(
+        self,
+        context: BrowserContext,
+        page: Page,
+        timeout_ms: int,
+        seal: Seal,
+        secret_screenshots: bool = False,
+    ) -> None:
         self.context, self.page = context, page
+        self.seal, self.secret_screenshots = seal, secret_screenshots
         self.started = time.monotonic()
         self.deadline = self.started + timeout_ms / 1000
         self.navigated = False
@@ -172,8 +191,16 @@ class StepRun:
         }
         # A fill value may be a password: it must not come back in any text of the report.
         # Longest first, so a value containing a shorter one is still scrubbed whole.
-        secrets = {s["value"] for s in steps if s["action"] == "fill" and s["value"]}
+        secrets: set[str] = set()
+        for step in steps:
+            if step["action"] == "fill" and step["value"]:
+                stored = "secret_origins" in step
+                secrets |= encoded_forms(step["value"]) if stored else {step["value"]}
         return _redact(result, sorted(secrets, key=len, reverse=True))
+
+    @property
+    def _may_screenshot(self) -> bool:
+        return not self.seal.closed or self.secret_screenshots
 
     async def _step(self, index: int, step: dict[str, Any]) -> dict[str, Any]:
         action = step["action"]
@@ -195,8 +222,10 @@ class StepRun:
             report |= {"ok": False, "error": first_line(exc)}
         except TimeoutError:
             report |= {"ok": False, "error": f"timed out after {timeout_ms} ms"}
+        if report["ok"] and self.seal.violation is not None:
+            report |= {"ok": False, "error": self.seal.violation}
         report["duration_ms"] = _ms(time.monotonic() - started)
-        if not report["ok"]:
+        if not report["ok"] and self._may_screenshot:
             report["screenshot"] = await self._failure_screenshot()
         return report
 
@@ -227,6 +256,12 @@ class StepRun:
         return {}
 
     async def _fill(self, step: dict[str, Any], timeout_ms: int) -> dict[str, Any]:
+        if "secret_origins" in step:
+            if not self.seal.allows(self.page.url) and self.seal.closed:
+                raise _StepFailed("a secret may not be typed on this page")
+            await self.seal.close_to(step["secret_origins"])
+            if not self.seal.allows(self.page.url):
+                raise _StepFailed("this page is not on the credential's origins")
         await self.page.locator(step["selector"]).first.fill(step["value"], timeout=timeout_ms)
         return {}
 
@@ -265,6 +300,8 @@ class StepRun:
         return {"actual": actual}
 
     async def _screenshot(self, step: dict[str, Any], timeout_ms: int) -> dict[str, Any]:
+        if not self._may_screenshot:
+            raise _StepFailed("no screenshot after a secret was typed (not allowed for this run)")
         png = await self.page.screenshot(full_page=step.get("full_page", False), timeout=timeout_ms)
         return {"screenshot": b64(png)}
 

@@ -5,10 +5,13 @@ terminal. Secret values are registered when services are built (see `register_se
 replaced wherever they appear in a message or field.
 """
 
+import base64
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import correlation
 from clock import SystemClock, rfc3339
@@ -19,16 +22,45 @@ _clock = SystemClock()
 LOGGER_NAME = "apiary"
 
 
-def register_secrets(values: list[str]) -> None:
+def encoded_forms(secret: str) -> set[str]:
+    """The ways a secret travels in text: as it is, URL- and form-encoded, and base64."""
+    raw = secret.encode()
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
+
+
+def register_secrets(values: Iterable[str]) -> None:
     # Short values would redact ordinary words; real secrets are long.
-    _secrets.update(v for v in values if len(v) >= 6)
+    _secrets.update(form for v in values if len(v) >= 6 for form in encoded_forms(v))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each of `secrets` replaced, longest first (so a secret containing a shorter
+    one is scrubbed whole)."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret and secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, _REDACTED)
-    return text
+    return scrub(text, _secrets)
+
+
+def redact_value(value: Any, secrets: Iterable[str]) -> Any:
+    """A JSON-like value with `secrets` scrubbed from every string in it."""
+    found = sorted(set(secrets), key=len, reverse=True)
+    if isinstance(value, dict):
+        return {k: redact_value(v, found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_value(v, found) for v in value]
+    return scrub(value, found) if isinstance(value, str) else value
 
 
 class JsonFormatter(logging.Formatter):

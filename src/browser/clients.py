@@ -60,7 +60,9 @@ class Rendering:
         self.services = services
         base = (config.get("CF_API_BASE") or CLOUDFLARE_API).rstrip("/")
         self.base = f"{base}/accounts/{config.get('CF_ACCOUNT_ID') or 'unset'}/browser-rendering"
-        self.headers = {"Authorization": f"Bearer {config.get('CF_API_TOKEN') or ''}"}
+        token = config.get("CF_API_TOKEN")
+        # No token, no header: "Bearer " with nothing after it is not a valid header value.
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _json(self, action: str, body: dict[str, Any]) -> Any:
         response = await _post(
@@ -94,11 +96,21 @@ class StepRunner:
         return bool(self.url)
 
     async def run(
-        self, steps: list[dict[str, Any]], *, cookies: list[dict] | None = None, timeout_ms: int
+        self,
+        steps: list[dict[str, Any]],
+        *,
+        cookies: list[dict] | None = None,
+        timeout_ms: int,
+        secret_screenshots: bool = False,
     ) -> dict[str, Any]:
         if not self.url:
             raise BrowserError("BROWSER_RUNNER_URL is not set: this check needs the step runner")
-        body = {"steps": steps, "cookies": cookies or [], "timeout_ms": timeout_ms}
+        body = {
+            "steps": steps,
+            "cookies": cookies or [],
+            "timeout_ms": timeout_ms,
+            "secret_screenshots": secret_screenshots,
+        }
         token = self.services.config.get("BROWSER_RUNNER_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = await _post(

@@ -6,19 +6,24 @@
 - security_session: a direct fetch for the headers, the step runner for the session cookie
   (flags, rotation at login, refusal after logout).
 
-Credentials come from the `BROWSER_CREDENTIALS` secret at run time; the step runner never
-echoes a filled value, and none is stored in the result.
+Credentials come from the `BROWSER_CREDENTIALS` secret at run time and are bound to their
+origins (`browser.credentials`): a plan that would type one elsewhere is refused before the
+browser starts, and the step runner blocks navigation away from those origins once one was
+typed. The step runner never echoes a filled value, and every form of every credential is
+scrubbed from what the run stores.
 """
 
+from __future__ import annotations
+
 import base64
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from browser import checks
 from browser.clients import BrowserError, Busy, Rendering, StepRunner
-from logs import register_secrets
+from browser.credentials import Credential, CredentialError, lookup, parse, plan_refusal
+from logs import redact_value, scrub
 from ports import HttpError
 from services import Services
 
@@ -35,31 +40,54 @@ class Outcome:
     error: str | None = None
 
 
-def credentials(services: Services, name: str) -> dict[str, str]:
-    raw = services.config.get("BROWSER_CREDENTIALS") or "{}"
-    try:
-        entry = json.loads(raw).get(name)
-    except (ValueError, AttributeError):
-        entry = None
-    if not isinstance(entry, dict) or not {"username", "password"} <= set(entry):
-        raise BrowserError(f"no credentials named {name!r} in BROWSER_CREDENTIALS")
-    register_secrets([entry["password"]])  # redacted from every log line from now on
-    return entry
+@dataclass
+class Plan:
+    """What a check may do with the stored credentials, for one run."""
 
+    credentials: dict[str, Credential]
+    screenshots_after_secrets: bool = False
 
-def _resolve(services: Services, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Steps for the runner: `secret: "name.field"` becomes the value, here and nowhere else."""
-    resolved = []
-    for step in steps:
-        step = {k: v for k, v in step.items() if v is not None}
-        if step["action"] != "screenshot":
-            step.pop("full_page", None)
-        secret = step.pop("secret", None)
-        if secret is not None:
-            name, _, part = secret.partition(".")
-            step["value"] = credentials(services, name)[part or "password"]
-        resolved.append(step)
-    return resolved
+    @classmethod
+    def of(cls, services: Services, options: dict[str, Any]) -> Plan:
+        try:
+            found = parse(services.config.get("BROWSER_CREDENTIALS"))
+        except CredentialError as exc:
+            raise BrowserError(str(exc)) from None
+        return cls(found, bool(options.get("screenshots_after_secrets")))
+
+    def resolve(self, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Steps for the runner, once the plan passed: `secret: "name.field"` becomes the
+        value (here and nowhere else) and the origins the runner keeps the page on after."""
+        try:
+            refused = plan_refusal(
+                steps, self.credentials, screenshots_after_secrets=self.screenshots_after_secrets
+            )
+        except CredentialError as exc:
+            raise BrowserError(str(exc)) from None
+        if refused is not None:
+            raise BrowserError(f"refused before the browser started: {refused}")
+        resolved = []
+        for step in steps:
+            step = {k: v for k, v in step.items() if v is not None}
+            if step["action"] != "screenshot":
+                step.pop("full_page", None)
+            secret = step.pop("secret", None)
+            if secret is not None:
+                name, _, part = secret.partition(".")
+                credential = lookup(self.credentials, name)
+                step["value"] = getattr(credential, part or "password")
+                step["secret_origins"] = credential.origins
+            resolved.append(step)
+        return resolved
+
+    def runner_options(self) -> dict[str, Any]:
+        return {"timeout_ms": STEP_TIMEOUT_MS, "secret_screenshots": self.screenshots_after_secrets}
+
+    def scrubbed(self, outcome: Outcome) -> Outcome:
+        forms = set().union(*(c.forms() for c in self.credentials.values()))
+        outcome.assertions = redact_value(outcome.assertions, forms)
+        outcome.error = None if outcome.error is None else scrub(outcome.error, forms)
+        return outcome
 
 
 def _last_screenshot(run: dict[str, Any]) -> bytes | None:
@@ -77,6 +105,7 @@ async def _fetch(services: Services, url: str) -> tuple[int, dict[str, str], int
 
 
 def _login_steps(login: dict[str, Any], url: str) -> list[dict[str, Any]]:
+    """Open the login page, type the named credential, submit (the plan checks the origin)."""
     name = login["credentials"]
     return [
         {"action": "goto", "url": login.get("login_url") or url},
@@ -86,7 +115,7 @@ def _login_steps(login: dict[str, Any], url: str) -> list[dict[str, Any]]:
     ]
 
 
-async def smoke(services: Services, url: str, options: dict[str, Any]) -> Outcome:
+async def smoke(services: Services, url: str, options: dict[str, Any], plan: Plan) -> Outcome:
     rendering, runner = Rendering(services), StepRunner(services)
     status, _, fetch_ms = await _fetch(services, url)
     html, screenshot = await rendering.snapshot(url)
@@ -101,7 +130,7 @@ async def smoke(services: Services, url: str, options: dict[str, Any]) -> Outcom
     return Outcome(checks.verdict(found_checks), found_checks, screenshot)
 
 
-async def auth(services: Services, url: str, options: dict[str, Any]) -> Outcome:
+async def auth(services: Services, url: str, options: dict[str, Any], plan: Plan) -> Outcome:
     planned = _login_steps(options, url)
     if options.get("expect_selector"):
         planned.append(
@@ -111,15 +140,16 @@ async def auth(services: Services, url: str, options: dict[str, Any]) -> Outcome
                 "timeout_ms": EXPECT_TIMEOUT_MS,
             }
         )
-    planned.append({"action": "screenshot"})
-    run = await StepRunner(services).run(_resolve(services, planned), timeout_ms=STEP_TIMEOUT_MS)
+    if plan.screenshots_after_secrets:
+        planned.append({"action": "screenshot"})
+    run = await StepRunner(services).run(plan.resolve(planned), **plan.runner_options())
     found = checks.auth(options, run, login_steps=4)
     return Outcome(checks.verdict(found), found, _last_screenshot(run))
 
 
-async def journey(services: Services, url: str, options: dict[str, Any]) -> Outcome:
+async def journey(services: Services, url: str, options: dict[str, Any], plan: Plan) -> Outcome:
     planned = options["steps"]
-    run = await StepRunner(services).run(_resolve(services, planned), timeout_ms=STEP_TIMEOUT_MS)
+    run = await StepRunner(services).run(plan.resolve(planned), **plan.runner_options())
     found = checks.steps(run, planned)
     return Outcome(checks.verdict(found), found, _last_screenshot(run))
 
@@ -144,7 +174,7 @@ def _value(cookies: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     return next((c for c in cookies if c.get("name") == name), None)
 
 
-async def security(services: Services, url: str, options: dict[str, Any]) -> Outcome:
+async def security(services: Services, url: str, options: dict[str, Any], plan: Plan) -> Outcome:
     runner, name = StepRunner(services), options["session_cookie"]
     _, headers, _ = await _fetch(services, url)
     found = checks.headers(headers)
@@ -164,10 +194,10 @@ async def security(services: Services, url: str, options: dict[str, Any]) -> Out
             "timeout_ms": EXPECT_TIMEOUT_MS,
         },
         {"action": "cookies"},
-        {"action": "screenshot"},
+        *([{"action": "screenshot"}] if plan.screenshots_after_secrets else []),
         {"action": "goto", "url": options["logout_url"]},
     ]
-    run = await runner.run(_resolve(services, planned), timeout_ms=STEP_TIMEOUT_MS)
+    run = await runner.run(plan.resolve(planned), **plan.runner_options())
     jars = [s.get("cookies") or [] for s in run["steps"] if s["action"] == "cookies"]
     before = _value(jars[0], name) if jars else None
     after = _value(jars[1], name) if len(jars) > 1 else None
@@ -194,10 +224,16 @@ CHECKS = {"smoke": smoke, "auth": auth, "user_journey": journey, "security_sessi
 
 
 async def execute(services: Services, test_type: str, url: str, options: dict) -> Outcome:
-    """Never raises for the browser's failures: those are an `error` outcome."""
+    """Never raises for the browser's failures: those are an `error` outcome. What it returns
+    holds no form of any stored credential."""
     try:
-        return await CHECKS[test_type](services, url, options)
+        plan = Plan.of(services, options)
+    except BrowserError as exc:
+        return Outcome("error", error=str(exc))
+    try:
+        outcome = await CHECKS[test_type](services, url, options, plan)
     except Busy:
         raise  # not a result: the run waits for its turn
     except BrowserError as exc:
-        return Outcome("error", error=str(exc))
+        outcome = Outcome("error", error=str(exc))
+    return plan.scrubbed(outcome)

@@ -2,12 +2,15 @@
 
 Options are validated per type here, at the edge, so a run never starts with options it cannot
 use. Credentials are never in options: `credentials` names an entry of the
-`BROWSER_CREDENTIALS` secret (JSON `{name: {username, password}}`).
+`BROWSER_CREDENTIALS` secret (JSON `{name: {username, password, origins}}`), which may only be
+typed into pages of its origins (`browser.credentials`).
 """
 
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, model_validator
+
+from browser.credentials import origin_of
 
 Selector = Annotated[str, Field(min_length=1, max_length=500)]
 TestType = Literal["smoke", "auth", "security_session", "user_journey"]
@@ -34,6 +37,7 @@ class Login(_Options):
 
 
 class AuthOptions(Login):
+    screenshots_after_secrets: bool = False  # a screenshot shows whatever the page shows
     expect_selector: Selector | None = None
     expect_url_contains: Annotated[str, Field(max_length=500)] | None = None
     expect_cookie: Annotated[str, Field(max_length=200)] | None = None
@@ -51,6 +55,7 @@ class SecurityOptions(_Options):
     logged_in_selector: Selector | None = None  # what only a logged-in page shows
     protected_url: HttpUrl | None = None  # where to check that an old session is refused
     logout_url: HttpUrl | None = None
+    screenshots_after_secrets: bool = False
 
     @model_validator(mode="after")
     def _login_needs_the_rest(self) -> "SecurityOptions":
@@ -95,6 +100,7 @@ class Step(_Options):
 
 class JourneyOptions(_Options):
     steps: list[Step] = Field(min_length=1, max_length=100)
+    screenshots_after_secrets: bool = False
 
 
 OPTIONS: dict[str, type[_Options]] = {
@@ -115,7 +121,23 @@ class BrowserTestIn(BaseModel):
     def _options_for_type(self) -> "BrowserTestIn":
         parsed = TypeAdapter(OPTIONS[self.test_type]).validate_python(self.options)
         self.options = parsed.model_dump(mode="json", exclude_none=True)
+        login = self.options.get("login")
+        if self.test_type == "security_session" and login is not None:
+            # The session cookie goes to these pages: they must be the login's own site.
+            site = origin_of(login.get("login_url") or str(self.target_url))
+            for name in ("protected_url", "logout_url"):
+                if origin_of(self.options[name]) != site:
+                    raise ValueError(f"{name} must be on the login's origin ({site})")
         return self
+
+    def urls(self) -> list[str]:
+        """Every address this check would open (each must pass the egress policy)."""
+        found = [str(self.target_url)]
+        options, keys = self.options, ("login_url", "protected_url", "logout_url")
+        for holder in (options, options.get("login") or {}):
+            found += [holder[k] for k in keys if k in holder]
+        found += [step["url"] for step in options.get("steps", []) if step.get("url")]
+        return found
 
 
 class SuiteIn(BaseModel):

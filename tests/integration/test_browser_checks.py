@@ -19,10 +19,17 @@ from tests.harness import APIARY, DevServer, admin_token, free_port, wait_up
 
 pytestmark = pytest.mark.slow
 ADMIN = {"Authorization": f"Bearer {admin_token()}"}
-CREDENTIALS = {
-    "alice": {"username": USERNAME, "password": PASSWORD},
-    "mallory": {"username": USERNAME, "password": "wrong-password-123"},
-}
+MALLORY_PASSWORD = "wrong-password-123"
+
+
+def credentials(site: FixtureSite) -> dict[str, Any]:
+    """Each credential is bound to the sites it may be typed into."""
+    return {
+        "alice": {"username": USERNAME, "password": PASSWORD, "origins": [site.url]},
+        "mallory": {"username": USERNAME, "password": MALLORY_PASSWORD, "origins": [site.url]},
+    }
+
+
 DONE = {"passed", "failed", "error"}
 PNG = b"\x89PNG\r\n\x1a\n"
 RUNNER_TOKEN = "runner-token-0123456789-abcdef"
@@ -37,7 +44,8 @@ class Runner:
             [str(APIARY), "browser-runner", "--port", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "BROWSER_RUNNER_TOKEN": RUNNER_TOKEN},
+            # The fixture site is on loopback, which a runner refuses unless told.
+            env={**os.environ, "BROWSER_RUNNER_TOKEN": RUNNER_TOKEN, "EGRESS_ALLOW": "loopback"},
         )
         wait_up(f"{self.url}/health", timeout_s=30)
 
@@ -65,7 +73,9 @@ def runner() -> Iterator[Runner]:
 
 
 @pytest.fixture
-def apiary(dev_server: Callable[..., DevServer], runner: Runner) -> Callable[..., DevServer]:
+def apiary(
+    dev_server: Callable[..., DevServer], runner: Runner, site: FixtureSite
+) -> Callable[..., DevServer]:
     def start(**dev_vars: str) -> DevServer:
         values = {
             "CF_API_BASE": "{url}/client/v4",
@@ -73,7 +83,7 @@ def apiary(dev_server: Callable[..., DevServer], runner: Runner) -> Callable[...
             "CF_API_TOKEN": "local-browser-token-0123456789",
             "BROWSER_RUNNER_URL": runner.url,
             "BROWSER_RUNNER_TOKEN": RUNNER_TOKEN,
-            "BROWSER_CREDENTIALS": json.dumps(CREDENTIALS),
+            "BROWSER_CREDENTIALS": json.dumps(credentials(site)),
         }
         return dev_server(args=("--no-cron",), **(values | dev_vars))
 
@@ -151,6 +161,7 @@ def test_auth_logs_in_and_never_keeps_the_password(apiary: Callable, site: Fixtu
         credentials="alice",
         expect_selector="#welcome",
         expect_cookie="sid",
+        screenshots_after_secrets=True,
         **login,
     )
     bad = submit(
@@ -170,9 +181,12 @@ def test_auth_logs_in_and_never_keeps_the_password(apiary: Callable, site: Fixtu
         "selector after login: #welcome": False,
         "url after login": False,
     }
-    assert screenshot(server, bad).startswith(PNG)
+    assert screenshot(server, good).startswith(PNG)  # it opted in
+    # No screenshot once a secret was typed, not even of the failure, unless opted in.
+    missing = httpx.get(f"{server.url}/api/browser_tests/{bad}/screenshot", headers=ADMIN)
+    assert missing.status_code == 404
     listing = httpx.get(f"{server.url}/api/browser_tests", headers=ADMIN).text
-    for secret in (PASSWORD, CREDENTIALS["mallory"]["password"]):
+    for secret in (PASSWORD, MALLORY_PASSWORD):
         assert secret not in json.dumps(passed) + json.dumps(failed) + listing
         assert secret not in server.log()
 
