@@ -136,7 +136,8 @@ class LocalServer:
         connect = await receive()
         if connect["type"] != "websocket.connect":
             return
-        address = self.runtime.definition.websocket_route(scope["path"])
+        route = self.runtime.definition.websocket_route
+        address = await route(scope["path"], self.runtime.services)
         host = self.runtime.hosts.get(address.binding) if address else None
         if address is None or host is None:
             await self._deny(scope, send, 404, b'{"error":{"code":"not_found"}}')

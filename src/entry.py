@@ -59,7 +59,8 @@ def _refused_body(request: Any) -> Response | None:
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         if (request.headers.get("upgrade") or "").lower() == "websocket":
-            address = WORKER.websocket_route(urlsplit(request.url).path)
+            path = urlsplit(request.url).path
+            address = await WORKER.websocket_route(path, services_from_env(self.env))
             if address is None:
                 return _json(404, "not_found", "no WebSocket endpoint here")
             stub = getattr(self.env, address.binding).getByName(address.name)

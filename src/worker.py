@@ -24,8 +24,8 @@ from durable.server_instance import ServerInstance
 from durable.server_registry import ServerRegistry
 from durable.swarm_coordinator import SwarmCoordinator
 from durable.task_manager import TaskManager
-from ids import looks_like
 from services import Services, ServicesProvider
+from swarms import registry as swarm_registry
 from swarms.models import SWARMS
 
 
@@ -40,14 +40,16 @@ class WorkerDefinition:
     create_app: Callable[[ServicesProvider], Any]
     durable_objects: Mapping[str, type[DurableObjectLogic]]
     scheduled: Callable[[ScheduledEvent, Services], Awaitable[None]]
-    websocket_route: Callable[[str], ObjectAddress | None]
+    # Which object serves a WebSocket upgrade at a path, or None (404). Asked before the
+    # upgrade reaches any object, so it must not wake one.
+    websocket_route: Callable[[str, Services], Awaitable[ObjectAddress | None]]
 
 
-def websocket_route(path: str) -> ObjectAddress | None:
-    """Which object serves a WebSocket upgrade at `path`: `/api/swarms/{id}/ws`, its swarm."""
+async def websocket_route(path: str, services: Services) -> ObjectAddress | None:
+    """`/api/swarms/{id}/ws` goes to its swarm, if D1 knows the swarm."""
     parts = path.strip("/").split("/")
     shape = len(parts) == 4 and parts[:2] == ["api", "swarms"] and parts[3] == "ws"
-    if shape and looks_like(parts[2], "swm_"):
+    if shape and await swarm_registry.exists(services.database, parts[2]):
         return ObjectAddress(SWARMS, parts[2])
     return None
 

@@ -10,9 +10,11 @@ from api.rpc import unwrap
 from api.security import require
 from auth.scopes import Scope
 from auth.tokens import Claims
+from clock import rfc3339
 from errors import NotFound, RateLimited
 from ids import looks_like, new_id
 from services import Services
+from swarms import registry
 from swarms.models import SWARMS, InviteIn, JobIn, SwarmIn
 
 router = APIRouter(tags=["swarms"])
@@ -21,8 +23,9 @@ INVITES_PER_MINUTE = 5
 ADMIN = Depends(require(Scope.SWARMS_ADMIN))
 
 
-def _swarm(services: Services, swarm_id: str) -> Any:
-    if not looks_like(swarm_id, "swm_"):
+async def _swarm(services: Services, swarm_id: str) -> Any:
+    """The swarm's object, only once D1 says it exists: an unknown id wakes nothing."""
+    if not await registry.exists(services.database, swarm_id):
         raise NotFound("no such swarm")
     return services.namespace(SWARMS).get(swarm_id)
 
@@ -33,14 +36,15 @@ async def create_swarm(
 ) -> dict[str, Any]:
     swarm_id = new_id(services.clock.now_ms(), prefix="swm_")
     spec = {"id": swarm_id, **body.model_dump(mode="json")}
-    return unwrap(await _swarm(services, swarm_id).call("create", spec), "swarm")
+    await registry.record(services.database, swarm_id, body.name, rfc3339(services.clock.now()))
+    return unwrap(await services.namespace(SWARMS).get(swarm_id).call("create", spec), "swarm")
 
 
 @router.get("/api/swarms/{swarm_id}")
 async def get_swarm(
     swarm_id: str, _: Claims = ADMIN, services: Services = Depends(get_services)
 ) -> dict[str, Any]:
-    return unwrap(await _swarm(services, swarm_id).call("snapshot"), "swarm")
+    return unwrap(await (await _swarm(services, swarm_id)).call("snapshot"), "swarm")
 
 
 @router.post("/api/swarms/{swarm_id}/invites", status_code=201)
@@ -51,7 +55,7 @@ async def create_invite(
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
     body = body or InviteIn()
-    swarm = _swarm(services, swarm_id)
+    swarm = await _swarm(services, swarm_id)
     limiter = services.namespace(LIMITER).get(f"invites:{swarm_id}")
     verdict = await limiter.call("acquire", INVITES_PER_MINUTE, 60, 1)
     if not verdict["allowed"]:
@@ -70,7 +74,7 @@ async def create_job(
     swarm_id: str, body: JobIn, _: Claims = ADMIN, services: Services = Depends(get_services)
 ) -> dict[str, Any]:
     spec = body.model_dump(mode="json")
-    return unwrap(await _swarm(services, swarm_id).call("add_job", spec), "job")
+    return unwrap(await (await _swarm(services, swarm_id)).call("add_job", spec), "job")
 
 
 @router.get("/api/swarms/{swarm_id}/jobs/{job_id}")
@@ -79,4 +83,4 @@ async def get_job(
 ) -> dict[str, Any]:
     if not looks_like(job_id, "job_"):
         raise NotFound("no such job")
-    return unwrap(await _swarm(services, swarm_id).call("get_job", job_id), "job")
+    return unwrap(await (await _swarm(services, swarm_id)).call("get_job", job_id), "job")

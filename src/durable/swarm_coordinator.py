@@ -2,10 +2,16 @@
 
 Heartbeats (`ping` -> `pong`) are the hibernation auto-response and never wake the object;
 presence comes from their timestamps, swept by the alarm, and the alarm is set only while a
-socket is connected, so an idle swarm costs nothing. Every change that devices should see bumps
-the swarm's version; STATE broadcasts are coalesced to one per `broadcast_interval_ms` and only
-when the version moved. A frame is parsed before anything is touched: a bad one gets an ERROR
-and an audit line, and a socket that keeps sending them is closed with 1008 (policy).
+device is connected, so an idle swarm costs nothing. A socket that has not joined within
+`JOIN_DEADLINE_MS` is closed (4002) and keeps no alarm alive past that; after
+`AUTH_FAILURES_PER_MINUTE` failed JOIN/RESUME attempts in a minute the swarm refuses the rest
+(`rate_limited`) until the window passes. An id nobody created never reaches this object (the
+API and the upgrade route check D1 first), and even then a read stores nothing.
+
+Every change that devices should see bumps the swarm's version; STATE broadcasts are coalesced
+to one per `broadcast_interval_ms` and only when the version moved. A frame is parsed before
+anything is touched: a bad one gets an ERROR and an audit line, and a socket that keeps sending
+them is closed with 1008 (policy).
 """
 
 import json
@@ -19,6 +25,7 @@ from logs import event, get_logger
 from ports import Socket
 from swarms import credentials, views
 from swarms.handlers import handle
+from swarms.models import JOIN_DEADLINE_MS
 from swarms.protocol import PING, PONG, ProtocolError, deliver, frame, hang_up, parse
 from swarms.scheduling import INITIAL_QUOTA, Speed, presence, weights
 from swarms.store import SwarmStore
@@ -28,6 +35,8 @@ log = get_logger("swarms")
 MAX_BAD_FRAMES = 10
 POLICY_VIOLATION = 1008
 TIMED_OUT = 4001  # no heartbeat within heartbeat_timeout_s
+JOIN_TIMEOUT = 4002  # no JOIN or RESUME within JOIN_DEADLINE_MS of the upgrade
+AUTH_FAILURES_PER_MINUTE = 20
 
 
 def _error(code: str, message: str, status: int) -> dict[str, Any]:
@@ -59,6 +68,7 @@ class SwarmCoordinator(DurableObjectLogic):
     async def create(self, spec: dict[str, Any]) -> dict[str, Any]:
         doc = self.store.swarm()
         if doc is None:
+            self.store.install()
             doc = {**spec, "created_ms": self._now(), "version": 0, "last_broadcast_ms": 0}
             self.store.save_swarm(doc)
         return {"swarm": views.swarm_view(doc)}
@@ -179,8 +189,10 @@ class SwarmCoordinator(DurableObjectLogic):
             event(log, logging.WARNING, "audit: upgrade refused", swarm=doc["id"], origin=origin)
             return ObjectResponse.json({"code": "forbidden", "message": "origin not allowed"}, 403)
         pid = request.query.get("persistentId", "")[:64] or None
+        join_by = self._now() + JOIN_DEADLINE_MS
         socket = self.ctx.sockets.accept(
-            tags=["device"], attachment={"pid": pid, "dev": None, "bad": 0, "v": 0, "seen": 0}
+            tags=["device"],
+            attachment={"pid": pid, "dev": None, "bad": 0, "v": 0, "seen": 0, "join_by": join_by},
         )
         await self._finish(doc)
         return ObjectResponse.upgrade(socket)
@@ -205,13 +217,28 @@ class SwarmCoordinator(DurableObjectLogic):
         except ProtocolError as exc:
             self.bad_frame(socket, meta, doc, exc.code, exc.message)
             return
+        if (
+            kind in ("JOIN", "RESUME")
+            and len(self._recent_failures(doc)) >= AUTH_FAILURES_PER_MINUTE
+        ):
+            self.bad_frame(
+                socket, meta, doc, "rate_limited", "too many failed joins; wait a minute"
+            )
+            await self._finish(doc)
+            return
         socket.attach(meta)
         await handle(self, socket, meta, doc, kind, data)
         await self._finish(doc)
 
+    def _recent_failures(self, doc: dict[str, Any]) -> list[int]:
+        since = self._now() - 60_000
+        return [at for at in doc.get("auth_failures", []) if at > since]
+
     def bad_frame(
         self, socket: Socket, meta: dict[str, Any], doc: dict[str, Any], code: str, message: str
     ) -> None:
+        if code == "auth_failed":  # the window is kept in the document, trimmed as it goes
+            doc["auth_failures"] = [*self._recent_failures(doc), self._now()]
         meta["bad"] = meta.get("bad", 0) + 1
         event(
             log,
@@ -246,6 +273,9 @@ class SwarmCoordinator(DurableObjectLogic):
         if doc is None:
             return
         sockets, now = self._device_sockets(), self._now()
+        for socket in self._unjoined():
+            if (socket.attachment or {}).get("join_by", 0) <= now:
+                hang_up(socket, JOIN_TIMEOUT, "no JOIN or RESUME in time")
         timeout = doc["settings"]["heartbeat_timeout_s"]
         work = self.work(doc)
         for row in self.store.exec("SELECT * FROM devices WHERE status != 'offline'"):
@@ -285,6 +315,14 @@ class SwarmCoordinator(DurableObjectLogic):
 
     # --- helpers ---
 
+    def _unjoined(self) -> list[Socket]:
+        """Sockets upgraded but not (yet) joined as a device, and not closed by us."""
+        return [
+            socket
+            for socket in self.ctx.sockets.sockets("device")
+            if not (meta := socket.attachment or {}).get("dev") and not meta.get("closed")
+        ]
+
     def _device_sockets(self) -> dict[str, Socket]:
         found = {}
         for socket in self.ctx.sockets.sockets("device"):
@@ -319,23 +357,25 @@ class SwarmCoordinator(DurableObjectLogic):
         return device_id, secret
 
     async def _finish(self, doc: dict[str, Any]) -> None:
-        """Save the swarm document and set the alarm: only while a socket is connected."""
+        """Save the swarm document and set the alarm: for presence and deadlines while a device
+        is connected, and for the join deadline of a socket that has not joined."""
         self.store.save_swarm(doc)
-        connected = self.ctx.sockets.sockets("device")
+        now = self._now()
+        times = [(s.attachment or {}).get("join_by", now) for s in self._unjoined()]
+        if self._device_sockets():
+            times.append(now + int(doc["settings"]["heartbeat_timeout_s"] * 250))
+            if doc.get("broadcast_at") is not None:
+                times.append(doc["broadcast_at"])
+            deadline = self.store.exec(
+                "SELECT min(deadline_ms) AS at FROM chunks WHERE status = 'assigned'"
+            )[0]["at"]
+            if deadline is not None:
+                times.append(deadline)
         current = await self.ctx.storage.get_alarm()
-        if not connected:
+        if not times:
             if current is not None:
                 await self.ctx.storage.delete_alarm()
             return
-        now = self._now()
-        times = [now + int(doc["settings"]["heartbeat_timeout_s"] * 250)]
-        if doc.get("broadcast_at") is not None:
-            times.append(doc["broadcast_at"])
-        deadline = self.store.exec(
-            "SELECT min(deadline_ms) AS at FROM chunks WHERE status = 'assigned'"
-        )[0]["at"]
-        if deadline is not None:
-            times.append(deadline)
         target = min(times)
         if current is None or current > target or current < now - 60_000:
             await self.ctx.storage.set_alarm(target)

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 SWARMS = "SWARMS"  # the SwarmCoordinator binding: one object per swarm, named by its id
+JOIN_DEADLINE_MS = 10_000  # a socket that has not joined by then is closed
 Origin = Annotated[str, Field(pattern=r"^https?://[^/\s]+$", max_length=200)]
 
 

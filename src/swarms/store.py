@@ -41,11 +41,21 @@ SCHEMA = (
 
 
 class SwarmStore:
+    """The schema is installed by `create`, never by a read: an object addressed by an id that
+    was never created stays empty (nothing stored, nothing billed as storage)."""
+
     def __init__(self, storage: ObjectStorage) -> None:
         self.storage = storage
         self._stored: str | None = None  # the document as last read or written
-        for statement in SCHEMA:
-            storage.exec(statement)
+        self.installed = bool(
+            storage.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'swarm'")
+        )
+
+    def install(self) -> None:
+        if not self.installed:
+            for statement in SCHEMA:
+                self.storage.exec(statement)
+            self.installed = True
 
     def exec(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         return self.storage.exec(sql, *params)
@@ -53,6 +63,8 @@ class SwarmStore:
     # --- the swarm document: identity, settings, version, broadcast bookkeeping ---
 
     def swarm(self) -> dict[str, Any] | None:
+        if not self.installed:
+            return None
         rows = self.exec("SELECT doc FROM swarm WHERE id = 1")
         self._stored = rows[0]["doc"] if rows else None
         return None if self._stored is None else json.loads(self._stored)
