@@ -47,9 +47,9 @@ def test_every_wrangler_class_is_exported(entry: Any) -> None:
 
 @pytest.mark.anyio
 async def test_health_through_the_asgi_adapter(jsfake: Any, entry: Any, env: Any) -> None:
-    response = await serve(
-        jsfake, entry, env, "https://apiary.example/health", headers={"X-Correlation-ID": "cf-1"}
-    )
+    token = mint(subject="cf", scopes=[], now_s=int(time.time()), ttl_s=60, secret=SECRET)
+    headers = {"X-Correlation-ID": "cf-1", "Authorization": f"Bearer {token}"}
+    response = await serve(jsfake, entry, env, "https://apiary.example/health", headers=headers)
     assert response.status == 200
     assert response.headers.get("x-correlation-id") == "cf-1"
     body = json.loads(await response.text())

@@ -309,11 +309,11 @@ def test_jobs_listing_shows_schedule_next_run_and_last_outcome(
 
 def test_health_reports_backend_and_auth(apiary: Callable, backend: CronBackend) -> None:
     server = apiary()
-    body = httpx.get(f"{server.url}/health").json()
+    body = httpx.get(f"{server.url}/health", headers=ADMIN).json()
     assert body["checks"] == {"database": "ok", "backend": "ok", "auth": "configured"}
     assert body["status"] == "ok"
     backend.script("/health", Reply(503))
-    response = httpx.get(f"{server.url}/health")
+    response = httpx.get(f"{server.url}/health", headers=ADMIN)
     assert response.status_code == 200  # apiary itself still serves
     assert response.json()["checks"]["backend"] == "http_503"
     assert response.json()["status"] == "degraded"
