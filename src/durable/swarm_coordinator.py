@@ -2,8 +2,8 @@
 
 Heartbeats (`ping` -> `pong`) are the hibernation auto-response and never wake the object;
 presence comes from their timestamps, swept by the alarm, and the alarm is set only while a
-device is connected, so an idle swarm costs nothing. A socket that has not joined within
-`JOIN_DEADLINE_MS` is closed (4002) and keeps no alarm alive past that; after
+device is connected, so an idle swarm costs nothing. A socket that has not joined within the
+swarm's `join_timeout_s` is closed (4002) and keeps no alarm alive past that; after
 `AUTH_FAILURES_PER_MINUTE` failed JOIN/RESUME attempts in a minute the swarm refuses the rest
 (`rate_limited`) until the window passes. An id nobody created never reaches this object (the
 API and the upgrade route check D1 first), and even then a read stores nothing.
@@ -25,7 +25,6 @@ from logs import event, get_logger
 from ports import Socket
 from swarms import credentials, views
 from swarms.handlers import handle
-from swarms.models import JOIN_DEADLINE_MS
 from swarms.protocol import PING, PONG, ProtocolError, deliver, frame, hang_up, parse
 from swarms.scheduling import INITIAL_QUOTA, Speed, presence, weights
 from swarms.store import SwarmStore
@@ -35,7 +34,7 @@ log = get_logger("swarms")
 MAX_BAD_FRAMES = 10
 POLICY_VIOLATION = 1008
 TIMED_OUT = 4001  # no heartbeat within heartbeat_timeout_s
-JOIN_TIMEOUT = 4002  # no JOIN or RESUME within JOIN_DEADLINE_MS of the upgrade
+JOIN_TIMEOUT = 4002  # no JOIN or RESUME within join_timeout_s of the upgrade
 AUTH_FAILURES_PER_MINUTE = 20
 
 
@@ -189,7 +188,7 @@ class SwarmCoordinator(DurableObjectLogic):
             event(log, logging.WARNING, "audit: upgrade refused", swarm=doc["id"], origin=origin)
             return ObjectResponse.json({"code": "forbidden", "message": "origin not allowed"}, 403)
         pid = request.query.get("persistentId", "")[:64] or None
-        join_by = self._now() + JOIN_DEADLINE_MS
+        join_by = self._now() + int(doc["settings"].get("join_timeout_s", 10) * 1000)
         socket = self.ctx.sockets.accept(
             tags=["device"],
             attachment={"pid": pid, "dev": None, "bad": 0, "v": 0, "seen": 0, "join_by": join_by},

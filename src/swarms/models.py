@@ -5,7 +5,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 SWARMS = "SWARMS"  # the SwarmCoordinator binding: one object per swarm, named by its id
-JOIN_DEADLINE_MS = 10_000  # a socket that has not joined by then is closed
 Origin = Annotated[str, Field(pattern=r"^https?://[^/\s]+$", max_length=200)]
 
 
@@ -13,6 +12,7 @@ class SwarmSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     broadcast_interval_ms: int = Field(default=2000, ge=100, le=600_000)
     heartbeat_timeout_s: float = Field(default=60, ge=2, le=3600)
+    join_timeout_s: float = Field(default=10, ge=1, le=300)  # upgrade to JOIN/RESUME
     max_devices: int | None = Field(default=None, ge=1, le=100_000)
     allowed_origins: list[Origin] = Field(default_factory=list, max_length=50)
 
