@@ -1,7 +1,9 @@
 """Bearer-token auth for routes: `Depends(require(Scope.X, ...))` gives the caller's claims.
 
 Any failure to prove identity is 401 (missing, malformed, `alg: none` or another algorithm, bad
-signature, expired); a valid token without one of the route's scopes is 403.
+signature, expired); a valid token without one of the route's scopes is 403. Without a bearer
+token, the dashboard's session cookie may stand in for one (`api.session_cookie`: the claims
+of the token that opened the session, and a CSRF token on state-changing requests).
 """
 
 from collections.abc import Awaitable, Callable
@@ -10,6 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import get_services
+from api.session_cookie import cookie_claims
 from auth import scopes as scope_rules
 from auth.tokens import Claims, InvalidToken, decode
 from errors import Forbidden, Unauthorized
@@ -40,6 +43,15 @@ def authorize(claims: Claims, *, server_id: str | None, any_of: tuple[str, ...])
     return None
 
 
+def verify_token(token: str, services: Services) -> Claims:
+    """The claims a bearer token proves; raises Unauthorized."""
+    secret = services.config.get("JWT_SECRET") or ""
+    try:
+        return decode(token, secret, now_s=services.clock.now_ms() // 1000)
+    except InvalidToken as exc:
+        raise Unauthorized(str(exc)) from None
+
+
 def require(*any_of: str) -> Callable[..., Awaitable[Claims]]:
     async def dependency(
         request: Request,
@@ -47,12 +59,12 @@ def require(*any_of: str) -> Callable[..., Awaitable[Claims]]:
         services: Services = Depends(get_services),
     ) -> Claims:
         if credentials is None or credentials.scheme.lower() != "bearer":
-            raise Unauthorized("a bearer token is required")
-        secret = services.config.get("JWT_SECRET") or ""
-        try:
-            claims = decode(credentials.credentials, secret, now_s=services.clock.now_ms() // 1000)
-        except InvalidToken as exc:
-            raise Unauthorized(str(exc)) from None
+            session = await cookie_claims(request, services)
+            if session is None:
+                raise Unauthorized("a bearer token is required")
+            claims = session
+        else:
+            claims = verify_token(credentials.credentials, services)
         if not scope_rules.grants(claims.scopes, any_of):
             raise Forbidden(f"requires scope {' or '.join(any_of)}")
         request.state.claims = claims

@@ -3,9 +3,10 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from api.deps import get_services
+from api.paging import newest_first
 from api.rpc import unwrap
 from api.security import require
 from auth.scopes import Scope
@@ -33,7 +34,34 @@ async def create_swarm(
 ) -> dict[str, Any]:
     swarm_id = new_id(services.clock.now_ms(), prefix="swm_")
     spec = {"id": swarm_id, **body.model_dump(mode="json")}
-    return unwrap(await _swarm(services, swarm_id).call("create", spec), "swarm")
+    swarm = unwrap(await _swarm(services, swarm_id).call("create", spec), "swarm")
+    # The object owns the swarm; D1 keeps the index the list reads (a replay changes nothing).
+    await services.database.execute(
+        "INSERT INTO swarms (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        swarm_id,
+        swarm["name"],
+        swarm["created_at"],
+    )
+    return swarm
+
+
+@router.get("/api/swarms")
+async def list_swarms(
+    _: Claims = ADMIN,
+    services: Services = Depends(get_services),
+    limit: int = Query(default=50, ge=1, le=200),
+    cursor: str | None = Query(default=None, max_length=64),
+) -> dict[str, Any]:
+    """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
+    swarms, next_cursor = await newest_first(
+        services.database,
+        "SELECT id, name, created_at FROM swarms",
+        equal={},
+        cursor=cursor,
+        prefix="swm_",
+        limit=limit,
+    )
+    return {"swarms": swarms, "next_cursor": next_cursor}
 
 
 @router.get("/api/swarms/{swarm_id}")
@@ -62,7 +90,10 @@ async def create_invite(
     invite = unwrap(await swarm.call("invite", body.max_uses, body.ttl_s), "invite")
     public = (services.config.get("PUBLIC_URL") or "").rstrip("/")
     ws_base = public.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    return {**invite, "join_url": f"{ws_base}/api/swarms/{swarm_id}/ws"}
+    # The page a phone opens (from the QR code): the token rides in the fragment, which
+    # browsers never send, so it reaches no server log.
+    page = f"{public}/join#swarm={swarm_id}&invite={invite['token']}"
+    return {**invite, "join_url": f"{ws_base}/api/swarms/{swarm_id}/ws", "invite_url": page}
 
 
 @router.post("/api/swarms/{swarm_id}/jobs", status_code=201)
