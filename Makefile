@@ -7,7 +7,9 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: install chromium dev test test-python wrangler-check lint bench clean token
+VENDORED := public/vendor/.copied
+
+.PHONY: install chromium assets dev test test-python wrangler-check lint bench clean token
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x "$(PYTHON)" || { echo "Python $(PYTHON_VERSION) not found via pyenv"; exit 1; }
@@ -27,14 +29,21 @@ chromium:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
 
-install: $(STAMP) node_modules/.installed chromium
+# The dashboard's third-party browser files (Swagger UI, the QR code encoder), pinned in
+# package-lock.json, copied into the static assets: no CDN, nothing fetched at run time.
+$(VENDORED): node_modules/.installed scripts/vendor-assets.sh
+	scripts/vendor-assets.sh
+
+assets: $(VENDORED)
+
+install: $(STAMP) node_modules/.installed chromium assets
 
 .dev.vars:
 	@sed "s/change-me-to-a-long-random-string/$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \
 		.dev.vars.example > .dev.vars
 	@echo "wrote .dev.vars with a fresh JWT_SECRET"
 
-dev: $(STAMP) .dev.vars
+dev: $(STAMP) .dev.vars assets
 	$(VENV)/bin/apiary dev
 
 token: $(STAMP) .dev.vars
@@ -43,10 +52,10 @@ token: $(STAMP) .dev.vars
 # The whole suite: Python tests (unit, local runtime, Cloudflare adapters) and wrangler's checks.
 test: install lint wrangler-check test-python
 
-test-python: $(STAMP)
+test-python: $(STAMP) assets
 	$(VENV)/bin/python -m pytest
 
-wrangler-check: node_modules/.installed
+wrangler-check: node_modules/.installed assets
 	scripts/wrangler-check.sh
 
 lint: $(STAMP)
@@ -57,4 +66,4 @@ bench: install
 	$(VENV)/bin/python -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .apiary .wrangler .pytest_cache
+	rm -rf $(VENV) node_modules .apiary .wrangler .pytest_cache public/vendor

@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--worker", default="worker:WORKER", help="MODULE:ATTR under src/")
     dev.add_argument("--no-cron", action="store_true", help="fire crons only on /__scheduled")
     dev.add_argument("--evict-after", type=float, default=30.0, metavar="SECONDS")
+    # https locally: what a phone on the LAN needs for WebCrypto, and what the dashboard's
+    # Secure cookie and HSTS are checked against.
+    dev.add_argument("--tls-cert", type=Path, help="serve https with this PEM certificate")
+    dev.add_argument("--tls-key", type=Path, help="the certificate's PEM private key")
 
     token = commands.add_parser("token", help="mint a JWT signed with JWT_SECRET")
     common(token)
@@ -84,9 +88,11 @@ def _dev(args: argparse.Namespace) -> int:
         run_crons=not args.no_cron,
         evict_after_s=args.evict_after,
     )
+    scheme = "https" if args.tls_cert else "http"
     logs.get_logger("cli").info(
-        f"apiary dev: http://{args.host}:{args.port} (state {args.state.resolve()})"
+        f"apiary dev: {scheme}://{args.host}:{args.port} (state {args.state.resolve()})"
     )
+    tls = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)}
     uvicorn.run(
         LocalServer(runtime),
         host=args.host,
@@ -95,6 +101,7 @@ def _dev(args: argparse.Namespace) -> int:
         access_log=False,
         ws="websockets-sansio",
         lifespan="on",
+        **(tls if args.tls_cert else {}),
     )
     return 0
 

@@ -103,6 +103,7 @@ def project_config(directory: Path) -> Path:
     text = (ROOT / "wrangler.toml").read_text()
     text = text.replace('main = "src/entry.py"', f'main = "{ROOT}/src/entry.py"')
     text = text.replace('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')
+    text = text.replace('directory = "public"', f'directory = "{ROOT}/public"')
     config = directory / "wrangler.toml"
     config.write_text(text)
     return config
