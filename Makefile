@@ -9,7 +9,7 @@ STAMP := $(VENV)/.synced
 
 VENDORED := public/vendor/.copied
 
-.PHONY: install chromium assets dev test test-python wrangler-check lint bench clean token
+.PHONY: install chromium assets dev test test-python wrangler-check lint bench clean token signin
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x "$(PYTHON)" || { echo "Python $(PYTHON_VERSION) not found via pyenv"; exit 1; }
@@ -48,6 +48,10 @@ dev: $(STAMP) .dev.vars assets
 
 token: $(STAMP) .dev.vars
 	$(VENV)/bin/apiary token --scope admin --ttl 1h
+
+# A dashboard sign-in link for a 1-hour admin session (opens a browser where there is one).
+signin: $(STAMP) .dev.vars
+	$(VENV)/bin/apiary token --scope admin --ttl 1h --subject operator --open
 
 # The whole suite: Python tests (unit, local runtime, Cloudflare adapters) and wrangler's checks.
 test: install lint wrangler-check test-python

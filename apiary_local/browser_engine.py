@@ -64,6 +64,18 @@ class EngineBusy(BrowserError):
     """Every slot stayed taken for the whole timeout."""
 
 
+def chromium_args() -> list[str]:
+    """Root (no sandbox possible) and containers with a small /dev/shm; and, for a local https
+    site with its own certificate (`apiary dev --tls-cert`), `$APIARY_BROWSER_TRUST_SPKI`: the
+    base64 SHA-256 of the public keys whose certificate errors Chromium may ignore, that key
+    and no other."""
+    args = ["--no-sandbox", "--disable-dev-shm-usage"]
+    trusted = os.environ.get("APIARY_BROWSER_TRUST_SPKI", "").strip()
+    if trusted:
+        args.append(f"--ignore-certificate-errors-spki-list={trusted}")
+    return args
+
+
 def chromium_path() -> str:
     return os.environ.get("APIARY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -213,8 +225,7 @@ class BrowserEngine:
                 self._browser = await self._playwright.chromium.launch(
                     executable_path=self.executable or chromium_path(),
                     headless=True,
-                    # Root (no sandbox possible) and containers with a small /dev/shm.
-                    args=["--no-sandbox", "--disable-dev-shm-usage"],
+                    args=chromium_args(),
                     timeout=DEFAULT_TIMEOUT_MS,
                 )
             except (PlaywrightError, OSError) as exc:

@@ -1,23 +1,15 @@
 // Who the dashboard is signed in as. The JWT is posted once to POST /api/auth/session and
 // forgotten: from then on the HttpOnly cookie (which no script can read) authenticates, and
 // the CSRF token from GET /api/auth/session rides on every state-changing request.
-import { api, ApiError, setCsrf } from "./api.js";
+import { api, setCsrf } from "./api.js";
 
 let current = null;
 
 export async function whoami({ fresh = false } = {}) {
   if (current && !fresh) return current;
-  try {
-    current = await api("/api/auth/session");
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
-      current = null;
-      setCsrf(null);
-      return null;
-    }
-    throw err;
-  }
-  setCsrf(current.csrf_token);
+  const answer = await api("/api/auth/session");
+  current = answer.signed_in ? answer : null;
+  setCsrf(current ? current.csrf_token : null);
   return current;
 }
 

@@ -3,8 +3,10 @@
 - `POST` `{token, subject?}` checks the token as a bearer token would be checked, opens a
   session with its subject, scopes and expiry, and sets the HttpOnly, SameSite=Strict cookie
   (Secure on https). Server credentials cannot open one. The token is never stored.
-- `GET` tells the page who it is signed in as, and gives it the CSRF token it must send as
-  `X-CSRF-Token` on every state-changing request the cookie authenticates.
+- `GET` tells the page whether and as whom it is signed in (200 either way: a page that is
+  not signed in is not an error, and a browser logs every 4xx to the console), and gives it
+  the CSRF token it must send as `X-CSRF-Token` on every state-changing request the cookie
+  authenticates.
 - `DELETE` (cookie and CSRF token) revokes the session server-side and clears the cookie.
 
 Only same-origin pages may open a session: a browser's `Sec-Fetch-Site` from another site is
@@ -19,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import get_services
 from api.security import SERVER_SCOPE, require, verify_token
-from api.session_cookie import is_https
+from api.session_cookie import claims_of, is_https
 from auth import sessions
 from auth.tokens import Claims
 from clock import from_ms, rfc3339
@@ -38,10 +40,11 @@ class SessionIn(BaseModel):
 
 
 class SessionOut(BaseModel):
-    subject: str
-    scopes: list[str]
-    expires_at: str
-    csrf_token: str
+    signed_in: bool = True
+    subject: str | None = None
+    scopes: list[str] = []
+    expires_at: str | None = None
+    csrf_token: str | None = None
 
 
 def _view(claims: Claims, csrf: str) -> SessionOut:
@@ -86,16 +89,17 @@ async def sign_in(
 
 @router.get("/api/auth/session", response_model=SessionOut)
 async def current(
-    request: Request,
-    response: Response,
-    claims: Claims = Depends(require()),
-    services: Services = Depends(get_services),
+    request: Request, response: Response, services: Services = Depends(get_services)
 ) -> SessionOut:
-    value = sessions.cookie_value(request.headers.get("cookie"))
-    if value is None or not claims.raw.get("session"):
-        raise Unauthorized("no dashboard session (a bearer token is not one)")
     response.headers["cache-control"] = "no-store"
-    return _view(claims, sessions.csrf_token(_secret(services), value))
+    value = sessions.cookie_value(request.headers.get("cookie"))
+    now_s = services.clock.now_ms() // 1000
+    session = None
+    if value is not None:
+        session = await sessions.find(services.database, value, now_s=now_s)
+    if value is None or session is None:
+        return SessionOut(signed_in=False)
+    return _view(claims_of(session), sessions.csrf_token(_secret(services), value))
 
 
 @router.delete("/api/auth/session", status_code=204)

@@ -167,6 +167,14 @@ async def security(services: Services, url: str, options: dict[str, Any]) -> Out
         {"action": "screenshot"},
         {"action": "goto", "url": options["logout_url"]},
     ]
+    if options.get("logged_out_selector"):
+        planned.append(
+            {
+                "action": "wait_for",
+                "selector": options["logged_out_selector"],
+                "timeout_ms": EXPECT_TIMEOUT_MS,
+            }
+        )
     run = await runner.run(_resolve(services, planned), timeout_ms=STEP_TIMEOUT_MS)
     jars = [s.get("cookies") or [] for s in run["steps"] if s["action"] == "cookies"]
     before = _value(jars[0], name) if jars else None

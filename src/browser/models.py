@@ -51,6 +51,9 @@ class SecurityOptions(_Options):
     logged_in_selector: Selector | None = None  # what only a logged-in page shows
     protected_url: HttpUrl | None = None  # where to check that an old session is refused
     logout_url: HttpUrl | None = None
+    # What the page shows once signed out: the check waits for it, so a page that signs out
+    # with script (a DELETE after load) has finished before the old cookie is replayed.
+    logged_out_selector: Selector | None = None
 
     @model_validator(mode="after")
     def _login_needs_the_rest(self) -> "SecurityOptions":
