@@ -14,6 +14,7 @@ APIARY_TOKEN (or --token-file) needs `browser_tests:write`.
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ca", type=Path, help="a CA bundle for a local https certificate")
     args = parser.parse_args(argv)
     token = read_token("APIARY_TOKEN", args.token_file)
-    verify: Any = str(args.ca) if args.ca else True
+    verify: Any = ssl.create_default_context(cafile=args.ca) if args.ca else True
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(headers=headers, timeout=30, verify=verify) as client:
         install(client, args.url)
