@@ -112,7 +112,8 @@ export async function render(main, { params }) {
   socket.on("message", (message) => {
     if (message.type !== "STATE") return;
     applyState(message.data);
-    detailsSoon();
+    // Only what the last snapshot does not already show is worth a request.
+    if (message.data.version > (state.swarm ? state.swarm.version : 0)) detailsSoon();
   });
   return () => {
     clearTimeout(detailTimer);
