@@ -9,7 +9,7 @@ STAMP := $(VENV)/.synced
 
 VENDORED := public/vendor/.copied
 
-.PHONY: install chromium assets dev test test-python wrangler-check lint bench clean token signin
+.PHONY: install chromium assets dev test test-python wrangler-check lint bench clean token signin screenshots
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x "$(PYTHON)" || { echo "Python $(PYTHON_VERSION) not found via pyenv"; exit 1; }
@@ -65,6 +65,11 @@ wrangler-check: node_modules/.installed assets
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src apiary_local tests bench
 	$(VENV)/bin/ruff format --check src apiary_local tests bench
+
+# The README's screenshots: the dashboard tests, saving a picture of every page.
+screenshots: $(STAMP) assets
+	mkdir -p docs/screenshots
+	APIARY_SCREENSHOTS=docs/screenshots $(VENV)/bin/python -m pytest tests/integration/test_dashboard.py -q
 
 bench: install
 	$(VENV)/bin/python -m bench
