@@ -73,6 +73,17 @@ class EngineBusy(BrowserError):
     """Every slot stayed taken for the whole timeout."""
 
 
+def chromium_args() -> list[str]:
+    """Containers with a small /dev/shm; and, for a local https site with its own certificate
+    (`apiary dev --tls-cert`), `$APIARY_BROWSER_TRUST_SPKI`: the base64 SHA-256 of the public
+    keys whose certificate errors Chromium may ignore, that key and no other."""
+    args = ["--disable-dev-shm-usage"]
+    trusted = os.environ.get("APIARY_BROWSER_TRUST_SPKI", "").strip()
+    if trusted:
+        args.append(f"--ignore-certificate-errors-spki-list={trusted}")
+    return args
+
+
 def chromium_path() -> str:
     return os.environ.get("APIARY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -244,7 +255,7 @@ class BrowserEngine:
 
     async def _launch(self, playwright: Playwright, proxy: str) -> Browser:
         args = [
-            "--disable-dev-shm-usage",  # containers with a small /dev/shm
+            *chromium_args(),
             f"--proxy-server={proxy}",
             "--proxy-bypass-list=<-loopback>",  # loopback goes through the proxy too
         ]

@@ -1,11 +1,12 @@
 """`apiary`: the local runtime and its tools.
 
     apiary dev    [--config wrangler.toml] [--env NAME] [--state DIR] [--port 8787] ...
-    apiary token  --scope SCOPE [--scope ...] [--ttl 1h] [--subject NAME]
+    apiary token  --scope SCOPE [--scope ...] [--ttl 1h] [--subject NAME] [--open]
     apiary backend --apiary URL [...]   (the reference backend; APIARY_TOKEN to register)
     apiary device join|resume BASE_URL --swarm ID [--token TOKEN] [...]   (a swarm device)
     apiary browser-runner [--host 127.0.0.1] [--port 8790] [--max-concurrency 2]   (browser checks)
     apiary check-deployed URL [--backend URL] [--job NAME]   (after a real deploy; APIARY_TOKEN)
+    apiary self-check install|run URL   (the apiary-self browser-check suite; APIARY_TOKEN)
 
 `src/` is imported the way Cloudflare imports it: as the import root, found from `main` in
 wrangler.toml. So nothing from `src/` is imported before the config is read.
@@ -50,12 +51,22 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--worker", default="worker:WORKER", help="MODULE:ATTR under src/")
     dev.add_argument("--no-cron", action="store_true", help="fire crons only on /__scheduled")
     dev.add_argument("--evict-after", type=float, default=30.0, metavar="SECONDS")
+    # https locally: what a phone on the LAN needs for WebCrypto, and what the dashboard's
+    # Secure cookie and HSTS are checked against.
+    dev.add_argument("--tls-cert", type=Path, help="serve https with this PEM certificate")
+    dev.add_argument("--tls-key", type=Path, help="the certificate's PEM private key")
 
     token = commands.add_parser("token", help="mint a JWT signed with JWT_SECRET")
     common(token)
     token.add_argument("--scope", action="append", required=True, dest="scopes")
     token.add_argument("--ttl", type=parse_ttl, default=3600)
     token.add_argument("--subject", default="apiary-cli")
+    token.add_argument(
+        "--open",
+        action="store_true",
+        help="print (and open, if a browser is available) a dashboard sign-in link instead",
+    )
+    token.add_argument("--url", help="the dashboard's address (default: PUBLIC_URL)")
     return parser
 
 
@@ -84,11 +95,13 @@ def _dev(args: argparse.Namespace) -> int:
         run_crons=not args.no_cron,
         evict_after_s=args.evict_after,
     )
+    scheme = "https" if args.tls_cert else "http"
     logs.get_logger("cli").info(
-        f"apiary dev: http://{args.host}:{args.port} (state {args.state.resolve()})"
+        f"apiary dev: {scheme}://{args.host}:{args.port} (state {args.state.resolve()})"
     )
     from swarms.protocol import MAX_FRAME_BYTES
 
+    tls = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)}
     uvicorn.run(
         LocalServer(runtime),
         host=args.host,
@@ -100,6 +113,7 @@ def _dev(args: argparse.Namespace) -> int:
         # buffered whole. Up to it, the protocol answers an oversize frame with `too_large`.
         ws_max_size=2 * MAX_FRAME_BYTES,
         lifespan="on",
+        **(tls if args.tls_cert else {}),
     )
     return 0
 
@@ -118,16 +132,46 @@ def _token(args: argparse.Namespace) -> int:
     if not secret:
         print("apiary token: JWT_SECRET is not set in .dev.vars", file=sys.stderr)
         return 2
-    print(
-        mint(
-            subject=args.subject,
-            scopes=args.scopes,
-            now_s=int(time.time()),
-            ttl_s=args.ttl,
-            secret=secret,
-        )
+    token = mint(
+        subject=args.subject,
+        scopes=args.scopes,
+        now_s=int(time.time()),
+        ttl_s=args.ttl,
+        secret=secret,
     )
+    if not args.open:
+        print(token)
+        return 0
+    public = config.secrets.get("PUBLIC_URL") or config.vars.get("PUBLIC_URL")
+    base = args.url or public or "http://127.0.0.1:8787"
+    link = sign_in_link(base, token)
+    print(link)
+    open_in_browser(link)
     return 0
+
+
+def sign_in_link(base: str, token: str) -> str:
+    """The token rides in the fragment: browsers never send it, so no access log, proxy or
+    Referer sees it; the sign-in page posts it to POST /api/auth/session and then removes it
+    from the address bar and history."""
+    return f"{base.rstrip('/')}/signin#token={token}"
+
+
+def open_in_browser(link: str) -> bool:
+    """Open the link where a desktop browser is at hand (never on a headless server). The link
+    goes to the browser process itself, not through a shell."""
+    import webbrowser
+
+    if not (
+        os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+        or sys.platform in ("darwin", "win32")
+    ):
+        return False
+    try:
+        return webbrowser.open(link, new=2)
+    except webbrowser.Error:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         from apiary_local import browser_runner
 
         return browser_runner.main(argv[1:])
+    if argv[:1] == ["self-check"]:
+        from apiary_local import self_check
+
+        return self_check.main(argv[1:])
     if argv[:1] == ["check-deployed"]:
         from apiary_local import check_deployed
 

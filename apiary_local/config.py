@@ -34,6 +34,21 @@ class BucketBinding:
     bucket_name: str
 
 
+HTML_HANDLING = ("auto-trailing-slash", "none")  # what apiary dev implements
+NOT_FOUND_HANDLING = ("single-page-application", "404-page", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class AssetsConfig:
+    """`[assets]`: Workers Static Assets (served by `apiary_local.assets` locally)."""
+
+    directory: Path
+    binding: str | None = None
+    html_handling: str = "auto-trailing-slash"
+    not_found_handling: str = "none"
+    run_worker_first: bool | tuple[str, ...] = False
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
     name: str
@@ -46,6 +61,7 @@ class WorkerConfig:
     crons: list[str]
     sqlite_classes: frozenset[str] = field(default_factory=frozenset)
     buckets: list[BucketBinding] = field(default_factory=list)
+    assets: AssetsConfig | None = None
 
     @property
     def src_dir(self) -> Path:
@@ -84,6 +100,34 @@ def _section(document: dict, environment: str | None) -> dict:
         known = ", ".join(sorted(envs)) or "none"
         raise ConfigError(f"no [env.{environment}] in wrangler.toml (environments: {known})")
     return envs[environment]
+
+
+def _assets(section: dict, root: Path) -> AssetsConfig | None:
+    """`[assets]` as wrangler reads it: the environment's own block, else the top level's
+    (it is one of wrangler's inheritable keys)."""
+    entry = section.get("assets")
+    if entry is None:
+        return None
+    if "directory" not in entry:
+        raise ConfigError("[assets] needs a directory")
+    html = entry.get("html_handling", "auto-trailing-slash")
+    not_found = entry.get("not_found_handling", "none")
+    if html not in HTML_HANDLING:
+        raise ConfigError(f"assets.html_handling {html!r}: apiary dev supports {HTML_HANDLING}")
+    if not_found not in NOT_FOUND_HANDLING:
+        raise ConfigError(f"assets.not_found_handling {not_found!r} is not one of wrangler's")
+    first = entry.get("run_worker_first", False)
+    if not isinstance(first, bool):
+        if not isinstance(first, list) or not all(isinstance(p, str) for p in first):
+            raise ConfigError("assets.run_worker_first must be a boolean or a list of patterns")
+        first = tuple(first)
+    return AssetsConfig(
+        directory=(root / entry["directory"]).resolve(),
+        binding=entry.get("binding"),
+        html_handling=html,
+        not_found_handling=not_found,
+        run_worker_first=first,
+    )
 
 
 def load(path: Path, environment: str | None = None) -> WorkerConfig:
@@ -135,4 +179,5 @@ def load(path: Path, environment: str | None = None) -> WorkerConfig:
             BucketBinding(entry["binding"], entry.get("bucket_name", entry["binding"]))
             for entry in section.get("r2_buckets", [])
         ],
+        assets=_assets(section if "assets" in section else document, root),
     )

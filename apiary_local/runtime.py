@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiary_local.assets import StaticAssets
 from apiary_local.buckets import LocalBucket
 from apiary_local.config import ConfigError, WorkerConfig
 from apiary_local.d1 import LocalD1, apply_migrations
@@ -102,6 +103,7 @@ class LocalRuntime:
         )
         register_secrets(self.services.config.secrets())
         self.app: Any = definition.create_app(lambda scope: self.services)
+        self.assets = StaticAssets(config.assets) if config.assets else None
         self._tasks: list[asyncio.Task[None]] = []
         self._browser: Any = None
         self._rendering: Any = None

@@ -5,6 +5,8 @@
 - `/client/v4/accounts/{id}/browser-rendering/...`: the Browser Rendering REST subset apiary
   uses, on a real Chromium (set `CF_API_BASE` to `http://127.0.0.1:8787/client/v4`).
 - WebSocket upgrades whose path the worker routes to an object go straight to that object.
+- `[assets]`: static files with Cloudflare's routing rules and `_headers`
+  (`apiary_local.assets`); unbilled, like Cloudflare's asset serving.
 - Everything else is the Worker's own HTTP app.
 """
 
@@ -75,9 +77,28 @@ class LocalServer:
             await self._scheduled(scope, send)
         elif scope["path"].startswith(BROWSER_RENDERING):
             await self.runtime.browser_rendering()(scope, receive, send)
-        else:
+        elif not await self._asset(scope, send):
             self.runtime.meter.count("worker_requests")
             await self.runtime.app(scope, receive, send)
+
+    async def _asset(self, scope: dict[str, Any], send: Any) -> bool:
+        """Serve a static asset if the request is one's (True), as Cloudflare does before the
+        Worker runs."""
+        assets = self.runtime.assets
+        if assets is None:
+            return False
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        https = scope.get("scheme") == "https"
+        response = assets.respond(scope["method"], scope["path"], headers, https=https)
+        if response is None:
+            return False
+        self.runtime.meter.count("asset_requests")
+        raw = [(k.lower().encode(), v.encode("latin-1")) for k, v in response.headers]
+        if response.status not in (304,) and scope["method"] != "HEAD":
+            raw.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": raw})
+        await send({"type": "http.response.body", "body": response.body})
+        return True
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

@@ -15,10 +15,14 @@ expect_bindings() {  # $1 = env flag value, rest = expected binding names
   for binding in "$@"; do
     grep -q "env\.$binding\b" <<<"$out" || { echo "$out"; echo "missing binding $binding (env '$env')"; exit 1; }
   done
-  echo "wrangler deploy --dry-run --env='$env': ok ($*)"
+  # The dashboard's static assets (public/, with the vendored files from `make assets`).
+  grep -qE "Read [0-9]+ files from the assets directory" <<<"$out" || {
+    echo "$out"; echo "no static assets listed (env '$env')"; exit 1; }
+  grep -q "public/vendor" <<<"$(ls -d public/vendor 2>/dev/null)" || { echo "run make assets first"; exit 1; }
+  echo "wrangler deploy --dry-run --env='$env': ok ($*; $(grep -oE "Read [0-9]+ files" <<<"$out" | head -1) of assets)"
 }
 
-bindings=(DB RATE_LIMITER SERVER_REGISTRY SERVER_INSTANCE TASK_MANAGER JOB_RUNNER SWARMS BROWSER_TEST_RUNS BROWSER_LIMITS ARTIFACTS ENVIRONMENT CORS_ORIGINS PUBLIC_URL BACKEND_BASE)
+bindings=(ASSETS DB RATE_LIMITER SERVER_REGISTRY SERVER_INSTANCE TASK_MANAGER JOB_RUNNER SWARMS BROWSER_TEST_RUNS BROWSER_LIMITS ARTIFACTS ENVIRONMENT CORS_ORIGINS PUBLIC_URL BACKEND_BASE)
 expect_bindings "" "${bindings[@]}"
 # Every module under src/ must be in the bundle Cloudflare would run.
 missing="$(cd src && find . -name '*.py' -not -path '*/__pycache__/*' | while read -r f; do

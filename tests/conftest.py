@@ -9,6 +9,7 @@ from tests.harness import (
     ROOT,
     Backend,
     DevServer,
+    Tls,
     project_config,
     write_dev_vars,
 )
@@ -31,6 +32,8 @@ def dev_server(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
         worker: str = "worker:WORKER",
         pythonpath: Path | None = None,
         args: tuple[str, ...] = (),
+        tls: Tls | None = None,
+        env: dict[str, str] | None = None,
         **dev_vars: str,
     ) -> DevServer:
         project = tmp_path / f"project{len(servers)}"
@@ -54,6 +57,8 @@ def dev_server(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
                 worker=worker,
                 pythonpath=pythonpath,
                 args=args,
+                tls=tls,
+                env=env,
             )
         defaults = {"JWT_SECRET": JWT_SECRET, "PUBLIC_URL": server.url}
         # "{url}" in a value is this server's own URL (known only once its port is chosen).

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,6 +29,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A local certificate authority and a certificate for 127.0.0.1 it signed (see `make_tls`)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    spki: str  # base64 SHA-256 of the certificate's public key (Chromium's trust pin)
+
+
+def make_tls(directory: Path) -> Tls:
+    """A throwaway CA and a 127.0.0.1 certificate, with openssl (Debian ships it). Python's
+    strict verification wants the CA's key usage and both key identifiers."""
+
+    def run(*args: str) -> bytes:
+        return subprocess.run(["openssl", *args], check=True, capture_output=True).stdout
+
+    names = ("ca.key", "ca.pem", "k.pem", "c.csr", "c.pem")
+    ca_key, ca, key, csr, cert = (directory / n for n in names)
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    # fmt: off
+    run("req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+        "-subj", "/CN=apiary test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    ext = directory / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                   "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+                   "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    # fmt: on
+    der = run("pkey", "-in", str(key), "-pubout", "-outform", "DER")
+    spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+    return Tls(ca, cert, key, spki)
+
+
 class DevServer:
     """One `apiary dev` process; `kill()` is SIGKILL, `start()` again reuses the state dir."""
 
@@ -36,8 +77,12 @@ class DevServer:
         worker: str = "worker:WORKER",
         pythonpath: Path | None = None,
         args: tuple[str, ...] = (),
+        tls: Tls | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.state = state
+        self.tls = tls
+        self.env = env or {}
         self.config = config
         self.worker = worker
         self.pythonpath = pythonpath
@@ -48,10 +93,14 @@ class DevServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.tls.ca) if self.tls else True
 
     def start(self, timeout_s: float = 20.0) -> DevServer:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         if self.pythonpath:
             env["PYTHONPATH"] = str(self.pythonpath)
         command = [
@@ -63,6 +112,8 @@ class DevServer:
             "--worker", self.worker,
             *self.args,
         ]  # fmt: skip
+        if self.tls:
+            command += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout_s
@@ -70,7 +121,8 @@ class DevServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"apiary dev exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/__meter", timeout=0.5).status_code == 200:
+                meter = httpx.get(f"{self.url}/__meter", timeout=0.5, verify=self.verify)
+                if meter.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -95,7 +147,10 @@ class DevServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def meter(self) -> dict:
-        return httpx.get(f"{self.url}/__meter").json()
+        return httpx.get(f"{self.url}/__meter", verify=self.verify).json()
+
+    def reset_meter(self) -> None:
+        httpx.post(f"{self.url}/__meter/reset", verify=self.verify).raise_for_status()
 
 
 def project_config(directory: Path) -> Path:
@@ -103,6 +158,7 @@ def project_config(directory: Path) -> Path:
     text = (ROOT / "wrangler.toml").read_text()
     text = text.replace('main = "src/entry.py"', f'main = "{ROOT}/src/entry.py"')
     text = text.replace('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')
+    text = text.replace('directory = "public"', f'directory = "{ROOT}/public"')
     config = directory / "wrangler.toml"
     config.write_text(text)
     return config

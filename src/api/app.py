@@ -5,9 +5,22 @@ Nothing runs in lifespan: the Workers ASGI adapter runs lifespan around every re
 
 from fastapi import FastAPI
 
-from api import browser_tests, cron, errors, health, servers, swarms, tasks, whoami
+from api import (
+    browser_tests,
+    cron,
+    errors,
+    health,
+    overview,
+    servers,
+    session,
+    swarms,
+    tasks,
+    whoami,
+)
 from api.cors import CorsMiddleware
 from api.edge import EdgeMiddleware
+from api.etag import ETagMiddleware
+from api.security_headers import SecurityHeadersMiddleware
 from cron.jobs import JOBS, JobTable
 from services import ServicesProvider
 from version import VERSION
@@ -31,18 +44,26 @@ problem). `POST /trigger` runs jobs now; `/api/cron/*` shows the table and the r
 
 
 def create_app(services: ServicesProvider, jobs: JobTable = JOBS) -> FastAPI:
-    app = FastAPI(title="apiary", version=VERSION, description=DESCRIPTION)
+    # FastAPI's own /docs and /redoc load their scripts from a CDN (a blank page offline): the
+    # OpenAPI UI is a static asset instead (public/docs.html, vendored Swagger UI).
+    app = FastAPI(
+        title="apiary", version=VERSION, description=DESCRIPTION, docs_url=None, redoc_url=None
+    )
     app.state.services_provider = services
     app.state.jobs = jobs
     errors.install(app)
     app.include_router(health.router)
     app.include_router(whoami.router)
+    app.include_router(session.router)
+    app.include_router(overview.router)
     app.include_router(servers.router)
     app.include_router(tasks.router)
     app.include_router(cron.router)
     app.include_router(swarms.router)
     app.include_router(browser_tests.router)
     # Added last = outermost: the edge sees every request and response.
+    app.add_middleware(ETagMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(CorsMiddleware, services=services)
     app.add_middleware(EdgeMiddleware)
     return app

@@ -3,7 +3,9 @@
 Any failure to prove identity is 401 (missing, malformed, `alg: none` or another algorithm, bad
 signature, expired, another audience); a valid token without one of the route's scopes is 403.
 Operator routes take operator tokens only; the few routes a backend server calls
-(`require_server_or`) take its credential (audience `apiary:server`) too.
+(`require_server_or`) take its credential (audience `apiary:server`) too. Without a bearer
+token, the dashboard's session cookie may stand in for an operator token (`api.session_cookie`:
+the claims of the token that opened the session, and a CSRF token on state-changing requests).
 """
 
 from collections.abc import Awaitable, Callable
@@ -12,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import get_services
+from api.session_cookie import cookie_claims
 from auth import scopes as scope_rules
 from auth.tokens import OPERATOR_AUDIENCE, SERVER_AUDIENCE, Claims, InvalidToken, decode
 from errors import Forbidden, Unauthorized
@@ -36,6 +39,17 @@ def authorize(claims: Claims, *, server_id: str | None) -> str | None:
     return speaking_for
 
 
+def verify_token(
+    token: str, services: Services, audiences: tuple[str, ...] = (OPERATOR_AUDIENCE,)
+) -> Claims:
+    """The claims a bearer token proves; raises Unauthorized."""
+    secret = services.config.get("JWT_SECRET") or ""
+    try:
+        return decode(token, secret, now_s=services.clock.now_ms() // 1000, audiences=audiences)
+    except InvalidToken as exc:
+        raise Unauthorized(str(exc)) from None
+
+
 def _requirement(
     any_of: tuple[str, ...], audiences: tuple[str, ...]
 ) -> Callable[..., Awaitable[Claims]]:
@@ -45,13 +59,12 @@ def _requirement(
         services: Services = Depends(get_services),
     ) -> Claims:
         if credentials is None or credentials.scheme.lower() != "bearer":
-            raise Unauthorized("a bearer token is required")
-        secret = services.config.get("JWT_SECRET") or ""
-        now_s = services.clock.now_ms() // 1000
-        try:
-            claims = decode(credentials.credentials, secret, now_s=now_s, audiences=audiences)
-        except InvalidToken as exc:
-            raise Unauthorized(str(exc)) from None
+            session = await cookie_claims(request, services)
+            if session is None:
+                raise Unauthorized("a bearer token is required")
+            claims = session
+        else:
+            claims = verify_token(credentials.credentials, services, audiences)
         if server_of(claims) is None and not scope_rules.grants(claims.scopes, any_of):
             raise Forbidden(f"requires scope {' or '.join(any_of)}")
         request.state.claims = claims

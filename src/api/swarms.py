@@ -3,9 +3,10 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from api.deps import get_services
+from api.paging import newest_first
 from api.rpc import unwrap
 from api.security import require
 from auth.scopes import Scope
@@ -36,8 +37,28 @@ async def create_swarm(
 ) -> dict[str, Any]:
     swarm_id = new_id(services.clock.now_ms(), prefix="swm_")
     spec = {"id": swarm_id, **body.model_dump(mode="json")}
+    # D1 first: the registry row is what lets anything reach the object afterwards.
     await registry.record(services.database, swarm_id, body.name, rfc3339(services.clock.now()))
     return unwrap(await services.namespace(SWARMS).get(swarm_id).call("create", spec), "swarm")
+
+
+@router.get("/api/swarms")
+async def list_swarms(
+    _: Claims = ADMIN,
+    services: Services = Depends(get_services),
+    limit: int = Query(default=50, ge=1, le=200),
+    cursor: str | None = Query(default=None, max_length=64),
+) -> dict[str, Any]:
+    """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
+    swarms, next_cursor = await newest_first(
+        services.database,
+        "SELECT id, name, created_at FROM swarms",
+        equal={},
+        cursor=cursor,
+        prefix="swm_",
+        limit=limit,
+    )
+    return {"swarms": swarms, "next_cursor": next_cursor}
 
 
 @router.get("/api/swarms/{swarm_id}")
@@ -66,7 +87,10 @@ async def create_invite(
     invite = unwrap(await swarm.call("invite", body.max_uses, body.ttl_s), "invite")
     public = (services.config.get("PUBLIC_URL") or "").rstrip("/")
     ws_base = public.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    return {**invite, "join_url": f"{ws_base}/api/swarms/{swarm_id}/ws"}
+    # The page a phone opens (from the QR code): the token rides in the fragment, which
+    # browsers never send, so it reaches no server log.
+    page = f"{public}/join#swarm={swarm_id}&invite={invite['token']}"
+    return {**invite, "join_url": f"{ws_base}/api/swarms/{swarm_id}/ws", "invite_url": page}
 
 
 @router.post("/api/swarms/{swarm_id}/jobs", status_code=201)

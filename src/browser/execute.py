@@ -197,6 +197,14 @@ async def security(services: Services, url: str, options: dict[str, Any], plan: 
         *([{"action": "screenshot"}] if plan.screenshots_after_secrets else []),
         {"action": "goto", "url": options["logout_url"]},
     ]
+    if options.get("logged_out_selector"):
+        planned.append(
+            {
+                "action": "wait_for",
+                "selector": options["logged_out_selector"],
+                "timeout_ms": EXPECT_TIMEOUT_MS,
+            }
+        )
     run = await runner.run(plan.resolve(planned), **plan.runner_options())
     jars = [s.get("cookies") or [] for s in run["steps"] if s["action"] == "cookies"]
     before = _value(jars[0], name) if jars else None

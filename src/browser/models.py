@@ -56,6 +56,9 @@ class SecurityOptions(_Options):
     protected_url: HttpUrl | None = None  # where to check that an old session is refused
     logout_url: HttpUrl | None = None
     screenshots_after_secrets: bool = False
+    # What the page shows once signed out: the check waits for it, so a page that signs out
+    # with script (a DELETE after load) has finished before the old cookie is replayed.
+    logged_out_selector: Selector | None = None
 
     @model_validator(mode="after")
     def _login_needs_the_rest(self) -> "SecurityOptions":

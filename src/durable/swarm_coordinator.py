@@ -12,6 +12,12 @@ Every change that devices should see bumps the swarm's version; STATE broadcasts
 to one per `broadcast_interval_ms` and only when the version moved. A frame is parsed before
 anything is touched: a bad one gets an ERROR and an audit line, and a socket that keeps sending
 them is closed with 1008 (policy).
+
+Operators watch a swarm live on a second kind of socket (`?watch=1`, tag `watcher`, opened by
+the dashboard with its session cookie, checked at the upgrade): it gets a full STATE at once and
+then the same coalesced STATE broadcasts, and nothing it sends is acted on. A watcher never
+keeps the alarm alive: with no device connected, the alarm is set only for a broadcast that a
+change made due, so a watched idle swarm costs no invocation at all.
 """
 
 import json
@@ -23,7 +29,7 @@ from durable.base import AlarmInfo, DurableObjectLogic, ObjectRequest, ObjectRes
 from ids import new_id
 from logs import event, get_logger
 from ports import Socket
-from swarms import credentials, views
+from swarms import credentials, views, watchers
 from swarms.handlers import handle
 from swarms.protocol import PING, PONG, ProtocolError, deliver, frame, hang_up, parse
 from swarms.scheduling import INITIAL_QUOTA, Speed, presence, weights
@@ -182,6 +188,8 @@ class SwarmCoordinator(DurableObjectLogic):
             return await super().on_request(request)
         if doc is None:
             return ObjectResponse.json(_error("not_found", "no such swarm", 404)["error"], 404)
+        if request.query.get("watch"):
+            return await self._watch(request, doc)
         origin = request.headers.get("origin")
         allowed = doc["settings"].get("allowed_origins") or []
         if origin and allowed and origin not in allowed:
@@ -196,7 +204,20 @@ class SwarmCoordinator(DurableObjectLogic):
         await self._finish(doc)
         return ObjectResponse.upgrade(socket)
 
+    async def _watch(self, request: ObjectRequest, doc: dict[str, Any]) -> ObjectResponse:
+        refusal, expires_at = await watchers.admit(self.ctx.services, request)
+        if refusal is not None:
+            event(log, logging.WARNING, "audit: watcher refused", swarm=doc["id"], why=refusal)
+            return ObjectResponse.json({"code": "forbidden", "message": refusal}, 403)
+        socket = self.ctx.sockets.accept(
+            tags=[watchers.TAG], attachment={"v": doc["version"], "exp": expires_at}
+        )
+        deliver(socket, self.state_frame(doc, None))
+        return ObjectResponse.upgrade(socket)
+
     async def on_socket_message(self, socket: Socket, message: str | bytes) -> None:
+        if watchers.TAG in socket.tags:
+            return  # watchers only listen (their `ping`s are the auto-response's)
         doc = self.store.swarm()
         if doc is None:
             hang_up(socket, POLICY_VIOLATION, "no such swarm")
@@ -305,6 +326,9 @@ class SwarmCoordinator(DurableObjectLogic):
                 cache[since] = self.state_frame(doc, since)
             deliver(socket, cache[since])
             socket.attach({**meta, "v": doc["version"]})
+        watchers.broadcast(
+            self.ctx.sockets.sockets(watchers.TAG), doc, self._now(), cache, self.state_frame
+        )
 
     def state_frame(self, doc: dict[str, Any], since: int | None) -> str:
         floor = -1 if since is None else since
@@ -370,6 +394,10 @@ class SwarmCoordinator(DurableObjectLogic):
             )[0]["at"]
             if deadline is not None:
                 times.append(deadline)
+        else:  # watchers alone keep an alarm only for a broadcast a change made due
+            due = watchers.broadcast_due(doc, self.ctx.sockets.sockets(watchers.TAG))
+            if due is not None:
+                times.append(due)
         current = await self.ctx.storage.get_alarm()
         if not times:
             if current is not None:

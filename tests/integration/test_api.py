@@ -72,7 +72,11 @@ def test_docs_and_openapi(server: DevServer) -> None:
 
 
 def test_error_shape_for_unknown_route_and_method(server: DevServer) -> None:
-    assert_error(httpx.get(f"{server.url}/no/such/route"), 404, "not_found")
+    assert_error(httpx.get(f"{server.url}/api/no/such/route"), 404, "not_found")
+    # Outside the Worker's paths, a path that is no file is the dashboard's (its own 404).
+    page = httpx.get(f"{server.url}/no/such/route")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
     assert_error(httpx.delete(f"{server.url}/health"), 405, "method_not_allowed")
 
 
