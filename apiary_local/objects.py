@@ -1,9 +1,14 @@
 """Hosts one Durable Object class: instances, the input gate, the output gate and alarms.
 
-- Input gate: each object runs one event at a time (request, RPC, alarm, socket message or
-  close), in arrival order.
-- Output gate: the event's writes commit before its response returns or its socket messages
-  leave.
+- Input gate, as Cloudflare has it: it holds across storage and opens while the object awaits
+  anything else. Storage calls are synchronous here, so code between two awaits runs alone;
+  while an event awaits an outbound call (fetch, D1, another object) or a timer, other events
+  (requests, RPC, socket messages, closes) are delivered to the same instance. One alarm runs at
+  a time.
+- Output gate: writes commit before anything leaves: before each outbound call, and before an
+  event's response returns or its socket messages are sent. (Cloudflare commits the writes of
+  each turn together; here a turn's writes commit at the next of those points, which is the
+  same guarantee for whoever can observe them.)
 - Alarms: persisted in the object's file, re-armed at start-up (overdue ones fire at once), and
   retried with exponential backoff from 2 s, up to 6 times, when the handler raises.
 - Hibernation: an instance idle for `evict_after_s` is dropped (its file closed); sockets stay
@@ -16,7 +21,7 @@ import asyncio
 import datetime as dt
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ from durable.base import (
     ObjectResponse,
     rpc_methods,
 )
+from durable.rpc import dispatch
 from logs import get_logger
 from services import Services
 
@@ -103,11 +109,13 @@ class _Slot:
     id: str
     name: str | None
     hub: LocalSocketHub
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     storage: LocalObjectStorage | None = None
     instance: DurableObjectLogic | None = None
     last_used: float = 0.0
     timer: asyncio.TimerHandle | None = None
+    active: int = 0  # events in flight: an instance with any is never evicted
+    alarm_running: bool = False
+    armed_version: int = -1  # the storage's alarm version the timer was set from
 
 
 class ObjectHost:
@@ -150,16 +158,16 @@ class ObjectHost:
         for slot in self._slots.values():
             if slot.timer:
                 slot.timer.cancel()
-            async with slot.lock:
-                self._close(slot)
         for task in list(self._tasks):
             task.cancel()
+        for slot in self._slots.values():
+            self._close(slot)
 
     def evict_idle(self, now: float) -> int:
         evicted = 0
         for slot in self._slots.values():
             idle = now - slot.last_used > self.evict_after_s
-            if slot.instance is not None and idle and not slot.lock.locked():
+            if slot.instance is not None and idle and not slot.active and not slot.alarm_running:
                 self._close(slot)
                 evicted += 1
         return evicted
@@ -177,7 +185,7 @@ class ObjectHost:
         args = clone(args)
 
         async def invoke(instance: DurableObjectLogic) -> Any:
-            return clone(await getattr(instance, method)(*args))
+            return clone(await dispatch(instance, method, args))
 
         return await self._event(self._slot_for(name), invoke)
 
@@ -193,11 +201,8 @@ class ObjectHost:
         slot = self._slot_for(name)
 
         async def upgrade(instance: DurableObjectLogic) -> ObjectResponse:
-            slot.hub.expect_upgrade(connection)
-            try:
+            with slot.hub.upgrading(connection):
                 return await instance.on_request(request)
-            finally:
-                slot.hub.expect_upgrade(None)
 
         async def after_commit(response: ObjectResponse) -> None:
             if response.socket is not None:
@@ -247,6 +252,8 @@ class ObjectHost:
         return self._slots[hub.object_id]
 
     def _open(self, slot: _Slot) -> tuple[LocalObjectStorage, DurableObjectLogic]:
+        """The slot's storage and instance, built on first use (synchronously: two events that
+        arrive together cannot both build one)."""
         if slot.storage is None:
             slot.storage = LocalObjectStorage(
                 self.dir / f"{slot.id}.sqlite", self.meter, self.class_name
@@ -282,12 +289,13 @@ class ObjectHost:
         *,
         after_commit: Callable[[T], Awaitable[None]] | None = None,
     ) -> T:
-        async with slot.lock:
-            loop = asyncio.get_running_loop()
-            slot.last_used = loop.time()
+        """Run one event. Other events may run while it awaits (see the module docstring);
+        its writes commit before its answer or messages leave."""
+        loop = asyncio.get_running_loop()
+        slot.active += 1
+        slot.last_used = loop.time()
+        try:
             storage, instance = self._open(slot)
-            storage.alarm_changed = False
-            storage.begin()
             try:
                 result = await handler(instance)
             except BaseException:
@@ -300,8 +308,10 @@ class ObjectHost:
             if after_commit is not None:
                 await after_commit(result)
             await slot.hub.flush()
-            slot.last_used = loop.time()
             return result
+        finally:
+            slot.active -= 1
+            slot.last_used = loop.time()
 
     def _commit(self, slot: _Slot, storage: LocalObjectStorage) -> None:
         try:
@@ -310,12 +320,18 @@ class ObjectHost:
             slot.hub.discard_outbox()
             self._close(slot)
             raise
-        if storage.alarm_changed:
-            alarm = storage.alarm()
-            if alarm is None:
-                self._disarm(slot)
-            else:
-                self._arm(slot, alarm[0])
+        self._rearm(slot, storage)
+
+    def _rearm(self, slot: _Slot, storage: LocalObjectStorage) -> None:
+        """Set the timer from the stored alarm whenever it changed since the timer was set."""
+        if storage.alarm_version == slot.armed_version:
+            return
+        slot.armed_version = storage.alarm_version
+        alarm = storage.alarm()
+        if alarm is None:
+            self._disarm(slot)
+        else:
+            self._arm(slot, alarm[0])
 
     def _arm(self, slot: _Slot, at_ms: int) -> None:
         self._disarm(slot)
@@ -336,45 +352,48 @@ class ObjectHost:
         task.add_done_callback(self._tasks.discard)
 
     async def _fire_alarm(self, slot: _Slot) -> None:
-        async with slot.lock:
-            slot.last_used = asyncio.get_running_loop().time()
-            storage, instance = self._open(slot)
-            alarm = storage.alarm()
-            now_ms = self.services().clock.now_ms()
-            if alarm is None:
-                return
-            if alarm[0] > now_ms:
-                self._arm(slot, alarm[0])  # moved later since the timer was set
-                return
-            retry_count = alarm[1]
-            self.meter.count("do_alarms", object_class=self.class_name)
-            storage.begin()
-            # The firing alarm stays stored until the handler is done: if the process dies
-            # mid-handler, even after a checkpoint, it fires again at start-up.
-            storage.firing_ms = alarm[0]
-            storage.alarm_changed = False
-            try:
-                await instance.on_alarm(AlarmInfo(retry_count=retry_count))
-            except Exception:
-                self._after_failed_alarm(slot, storage, retry_count)
-            else:
-                if not storage.alarm_changed:
-                    await storage.delete_alarm()
-            finally:
-                storage.firing_ms = None
-            storage.alarm_changed = True  # re-arm from whatever alarm is stored now
-            self._commit(slot, storage)
-            await slot.hub.flush()
+        if slot.alarm_running:
+            return  # one alarm at a time: the running one re-arms from storage when it ends
+        storage, instance = self._open(slot)
+        alarm = storage.alarm()
+        now_ms = self.services().clock.now_ms()
+        if alarm is None:
+            return
+        if alarm[0] > now_ms:
+            self._arm(slot, alarm[0])  # moved later since the timer was set
+            return
+        retry_count = alarm[1]
+        self.meter.count("do_alarms", object_class=self.class_name)
+        slot.alarm_running = True
+        slot.active += 1
+        # The firing alarm stays stored until the handler is done: if the process dies
+        # mid-handler, even after a checkpoint, it fires again at start-up.
+        fired = storage.alarm_version
+        storage.firing_version = fired
+        try:
+            await instance.on_alarm(AlarmInfo(retry_count=retry_count))
+        except Exception:
+            self._after_failed_alarm(slot, storage, retry_count, fired)
+        else:
+            if storage.alarm_version == fired:  # nothing set a new alarm meanwhile
+                await storage.delete_alarm()
+        finally:
+            storage.firing_version = None
+            slot.alarm_running = False
+            slot.active -= 1
+        slot.armed_version = -1  # re-arm from whatever alarm is stored now
+        self._commit(slot, storage)
+        await slot.hub.flush()
 
     def _after_failed_alarm(
-        self, slot: _Slot, storage: LocalObjectStorage, retry_count: int
+        self, slot: _Slot, storage: LocalObjectStorage, retry_count: int, fired: int
     ) -> None:
-        if storage.alarm_changed:
-            return  # the handler set a new alarm before raising; that one stands
+        if storage.alarm_version != fired:
+            return  # a new alarm was set before the handler raised; that one stands
         fields = {"object_class": self.class_name, "object": slot.name or slot.id}
         if retry_count >= ALARM_MAX_RETRIES:
             log.error("alarm failed; retries exhausted", exc_info=True, extra={"fields": fields})
-            storage.conn.execute("DELETE FROM __apiary_alarm")
+            storage.clear_alarm()
             return
         delay = alarm_backoff_ms(retry_count)
         log.warning(

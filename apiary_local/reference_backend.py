@@ -11,7 +11,10 @@ calls must carry is `CRON_TOKEN` (or `--cron-token-file`).
 The contract (see the README): apiary sends `POST /tasks` with `{id, type, payload, attempt,
 lease_id, timeout_s, callback_url}` and `X-Apiary-Lease`; the backend answers 2xx at once,
 works, then calls `PUT callback_url` with its server credential, the lease, and
-`{status: succeeded|failed, result?, error?}`. It serves `GET /health`. This one registers
+`{status: succeeded|failed, result?, error?}`. It serves `GET /health`. Its heartbeats list the
+tasks it is working on (`active_tasks`), and `POST /tasks/{id}/cancel` (with the lease) stops
+one. `--forget` accepts dispatches and then drops them, never calling back: a backend whose
+callbacks were lost. This one registers
 itself with an admin token at start (without one it only serves), heartbeats, answers scheduled
 job calls at `/cron/{job}` (checking `CRON_TOKEN`), and counts what happened at `GET /stats`.
 """
@@ -46,6 +49,7 @@ class Behaviour:
     reject_status: int = 0
     reject_times: int = 0
     hang: bool = False
+    forget: bool = False  # accept, then drop the task (no callback, not in heartbeats)
 
 
 @dataclass
@@ -63,9 +67,9 @@ class Backend:
     credential: str | None = None
     stats: Counter[str] = field(default_factory=Counter)
     completed: Counter[str] = field(default_factory=Counter)  # task id -> acknowledged outcomes
-    active: int = 0
+    working: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # task id -> work
     random: random.Random = field(default_factory=random.Random)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    leases: dict[str, str] = field(default_factory=dict)
     client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10))
 
     async def register(self, client: httpx.AsyncClient) -> None:
@@ -102,11 +106,14 @@ class Backend:
                 await client.post(
                     f"{self.apiary}/api/servers/{self.server_id}/heartbeat",
                     headers={"Authorization": f"Bearer {self.credential}"},
-                    json={"load": self.active / self.capacity, "active_tasks": self.active},
+                    json={"load": self.active / self.capacity, "active_tasks": list(self.working)},
                 )
 
+    @property
+    def active(self) -> int:
+        return len(self.working)
+
     async def work(self, task: dict[str, Any], lease: str) -> None:
-        self.active += 1
         try:
             await asyncio.sleep(self.behaviour.work_ms / 1000)
             if self.random.random() < self.behaviour.fail_rate:
@@ -117,7 +124,8 @@ class Backend:
                     "result": {"worker": self.name, "echo": task.get("payload")},
                 }
         finally:
-            self.active -= 1
+            self.working.pop(task["id"], None)
+            self.leases.pop(task["id"], None)
         url = task.get("callback_url") or f"{self.apiary}/api/task/{task['id']}"
         headers = {"Authorization": f"Bearer {self.credential}", "X-Apiary-Lease": lease}
         client = self.client
@@ -148,10 +156,24 @@ class Backend:
         task = await request.json()
         lease = request.headers.get("x-apiary-lease", task.get("lease_id", ""))
         self.stats["accepted"] += 1
+        if behaviour.forget:
+            return JSONResponse({"accepted": task["id"]}, 202)
         job = asyncio.create_task(self.work(task, lease))
-        self.tasks.add(job)
-        job.add_done_callback(self.tasks.discard)
+        self.working[task["id"]] = job
+        self.leases[task["id"]] = lease
         return JSONResponse({"accepted": task["id"]}, 202)
+
+    async def cancel(self, request: Request) -> Response:
+        """apiary cancelled a task this server holds: stop working on it (no callback)."""
+        task_id = request.path_params["task_id"]
+        job = self.working.get(task_id)
+        if job is None or request.headers.get("x-apiary-lease") != self.leases.get(task_id):
+            return JSONResponse({"error": "not working on that task under that lease"}, 404)
+        job.cancel()
+        self.working.pop(task_id, None)
+        self.leases.pop(task_id, None)
+        self.stats["cancelled"] += 1
+        return JSONResponse({"cancelled": task_id})
 
     async def cron(self, request: Request) -> Response:
         """A scheduled job call from apiary: check the token, count it, answer at once."""
@@ -187,6 +209,7 @@ def build_app(backend: Backend) -> Starlette:
     return Starlette(
         routes=[
             Route("/tasks", backend.accept, methods=["POST"]),
+            Route("/tasks/{task_id}/cancel", backend.cancel, methods=["POST"]),
             Route("/cron/{job}", backend.cron, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/health", backend.health),
             Route("/stats", backend.report),
@@ -214,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-rate", type=float, default=0.0)
     parser.add_argument("--reject", default="", metavar="STATUS:COUNT")
     parser.add_argument("--hang", action="store_true", help="never answer dispatches")
+    parser.add_argument(
+        "--forget", action="store_true", help="accept dispatches, then never call back"
+    )
     parser.add_argument("--heartbeat-s", type=float, default=5.0)
     args = parser.parse_args(argv)
     status, _, count = args.reject.partition(":")
@@ -225,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             reject_status=int(status or 0),
             reject_times=int(count or 0),
             hang=args.hang,
+            forget=args.forget,
         ),
         name=args.name,
         capabilities=[c for c in args.capabilities.split(",") if c],

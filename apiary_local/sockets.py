@@ -8,9 +8,11 @@ writes commit (the output gate).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -64,13 +66,17 @@ class LocalSocket:
         return list(self._tags)
 
 
+# The connection being upgraded, per event: events interleave, so two upgrades handled at once
+# must each accept their own.
+_upgrading: ContextVar[Connection | None] = ContextVar("upgrading", default=None)
+
+
 class LocalSocketHub:
     def __init__(self, object_id: str, on_sent: Callable[[], None]) -> None:
         self.object_id = object_id
         self._sockets: dict[str, LocalSocket] = {}
         self._outbox: list[tuple[LocalSocket, Callable[[Connection], Awaitable[None]]]] = []
         self._auto: tuple[str, str] | None = None
-        self._pending_upgrade: Connection | None = None
         self.meter_sent = on_sent
         self.now_ms: Callable[[], int] = lambda: 0
 
@@ -79,15 +85,16 @@ class LocalSocketHub:
     def accept(
         self, *, tags: Sequence[str] = (), attachment: dict[str, Any] | None = None
     ) -> LocalSocket:
-        if self._pending_upgrade is None:
+        connection = _upgrading.get()
+        if connection is None:
             raise PortError("accept() is only valid while handling a WebSocket upgrade")
         tags = list(tags)
         if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_LENGTH or not t for t in tags):
             raise PortError(f"at most {MAX_TAGS} non-empty tags of {MAX_TAG_LENGTH} chars")
         socket = LocalSocket(self, tags)
         socket.attach(attachment)
-        socket.connection = self._pending_upgrade
-        self._pending_upgrade = None
+        socket.connection = connection
+        _upgrading.set(None)  # one socket per upgrade
         self._sockets[socket.id] = socket
         return socket
 
@@ -105,8 +112,14 @@ class LocalSocketHub:
 
     # --- for the host ---
 
-    def expect_upgrade(self, connection: Connection | None) -> None:
-        self._pending_upgrade = connection
+    @contextlib.contextmanager
+    def upgrading(self, connection: Connection) -> Iterator[None]:
+        """While handling this upgrade, `accept()` accepts `connection`."""
+        token = _upgrading.set(connection)
+        try:
+            yield
+        finally:
+            _upgrading.reset(token)
 
     def auto_response(self, socket: LocalSocket, message: str | bytes) -> str | None:
         if self._auto is not None and message == self._auto[0]:

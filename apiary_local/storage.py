@@ -1,9 +1,11 @@
 """A Durable Object's storage: its own SQLite file, with the platform's rules.
 
-The host opens a transaction when an event starts and commits it before the event's response
-or socket messages leave (the output gate): an acknowledged write is on disk. `transaction(fn)`
-is a savepoint inside it. As on Cloudflare, user SQL may not open or end transactions itself.
-The alarm lives in the same file, so it commits atomically with the writes that set it.
+Writes open a transaction when none is open; the host commits it before anything leaves the
+object (an outbound call, a response, socket messages: the output gate), so an acknowledged
+write is on disk. `transaction(fn)` is a savepoint inside it, and runs synchronously, so no
+other event's writes can land in the middle of it. As on Cloudflare, user SQL may not open or
+end transactions itself. The alarm lives in the same file, so it commits atomically with the
+writes that set it; `alarm_version` counts its changes, for the host's timers.
 """
 
 from __future__ import annotations
@@ -37,23 +39,22 @@ class LocalObjectStorage:
         self.conn = connect(path)
         self.conn.executescript(_SCHEMA)
         self._savepoints = 0
-        self.alarm_changed = False
-        self.firing_ms: int | None = None  # the alarm whose handler is running
+        self.alarm_version = 0  # bumped by every set or delete of the alarm
+        self.firing_version: int | None = None  # the alarm version whose handler is running
 
     # --- the event transaction (driven by the host) ---
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN")
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN")
 
     def commit(self) -> None:
-        if self.conn.in_transaction:
+        if self.conn.in_transaction and self._savepoints == 0:
             self.conn.execute("COMMIT")
 
     def checkpoint(self) -> None:
-        """Make the event's writes so far durable before something leaves the object."""
-        if self.conn.in_transaction and self._savepoints == 0:
-            self.conn.execute("COMMIT")
-            self.conn.execute("BEGIN")
+        """Make the writes so far durable before something leaves the object."""
+        self.commit()
 
     def rollback(self) -> None:
         if self.conn.in_transaction:
@@ -71,6 +72,7 @@ class LocalObjectStorage:
         if _INTERNAL.search(query):
             raise PortError("tables named __apiary_* are reserved")
         before = self.conn.total_changes
+        self.begin()
         try:
             rows = [dict(r) for r in self.conn.execute(query, params).fetchall()]
         except sqlite3.Error as exc:
@@ -82,6 +84,7 @@ class LocalObjectStorage:
         return rows
 
     def transaction[T](self, fn: Callable[[], T]) -> T:
+        self.begin()
         self._savepoints += 1
         name = f"sp{self._savepoints}"
         self.conn.execute(f"SAVEPOINT {name}")
@@ -98,7 +101,7 @@ class LocalObjectStorage:
 
     async def get_alarm(self) -> int | None:
         scheduled = self.alarm()
-        if scheduled is None or (scheduled[0] == self.firing_ms and not self.alarm_changed):
+        if scheduled is None or self.firing_version == self.alarm_version:
             return None  # as on Cloudflare, the running alarm is no longer scheduled
         return scheduled[0]
 
@@ -106,9 +109,7 @@ class LocalObjectStorage:
         self.schedule_alarm(int(epoch_ms), retry_count=0)
 
     async def delete_alarm(self) -> None:
-        if self.conn.execute("DELETE FROM __apiary_alarm").rowcount:
-            self.meter.count("do_rows_written", object_class=self.object_class)
-        self.alarm_changed = True
+        self.clear_alarm()
 
     # --- for the host ---
 
@@ -116,7 +117,14 @@ class LocalObjectStorage:
         row = self.conn.execute("SELECT at_ms, retry_count FROM __apiary_alarm").fetchone()
         return (row[0], row[1]) if row else None
 
+    def clear_alarm(self) -> None:
+        self.begin()
+        if self.conn.execute("DELETE FROM __apiary_alarm").rowcount:
+            self.meter.count("do_rows_written", object_class=self.object_class)
+        self.alarm_version += 1
+
     def schedule_alarm(self, epoch_ms: int, *, retry_count: int) -> None:
+        self.begin()
         self.conn.execute(
             "INSERT INTO __apiary_alarm (id, at_ms, retry_count) VALUES (1, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms,"
@@ -124,7 +132,7 @@ class LocalObjectStorage:
             (epoch_ms, retry_count),
         )
         self.meter.count("do_rows_written", object_class=self.object_class)
-        self.alarm_changed = True
+        self.alarm_version += 1
 
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM __apiary_meta WHERE key = ?", (key,)).fetchone()

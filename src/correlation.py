@@ -1,8 +1,9 @@
 """Correlation ids: one per request, carried in logs and on every outbound call."""
 
+import contextlib
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 
 HEADER = "X-Correlation-ID"
@@ -31,7 +32,17 @@ def bind(correlation_id: str | None) -> object:
 
 
 def reset(token: object) -> None:
-    _current.reset(token)  # type: ignore[arg-type]
+    _current.reset(token)  # type: ignore[arg-type]  # bind() returns the ContextVar's Token
+
+
+@contextlib.contextmanager
+def bound(correlation_id: str | None) -> Iterator[None]:
+    """`correlation_id` is current inside the block (each event binds its own once)."""
+    token = _current.set(correlation_id)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def outgoing(headers: Mapping[str, str] | None) -> dict[str, str]:

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import get_services
 from api.paging import newest_first
-from api.rpc import unwrap
 from api.security import require
 from auth.scopes import Scope
 from auth.tokens import Claims
 from browser.models import BrowserTestIn, RunSuiteIn, SuiteIn
-from browser.settings import ARTIFACTS, LIMITS, RUNS
+from browser.settings import ARTIFACTS
 from clock import rfc3339
+from durable.browser_limits import BrowserLimitsClient
+from durable.browser_test_run import BrowserTestRunClient
 from egress import require_allowed
 from errors import NotFound
 from ids import looks_like, new_id
@@ -39,7 +40,7 @@ async def _start(services: Services, test: BrowserTestIn, **suite: str) -> dict[
     require_allowed(services.config, test.urls())
     run_id = new_id(services.clock.now_ms(), prefix="btr_")
     spec = {"id": run_id, **test.model_dump(mode="json"), **suite}
-    return unwrap(await services.namespace(RUNS).get(run_id).call("start", spec), "run")
+    return await BrowserTestRunClient.for_run(services, run_id).start(spec)
 
 
 @router.post("/api/browser_tests", status_code=201)
@@ -54,7 +55,7 @@ async def list_runs(
     _: Claims = READ,
     services: Services = Depends(get_services),
     test_type: Literal["smoke", "auth", "security_session", "user_journey", "suite"] | None = None,
-    status: Literal["pending", "running", "passed", "failed", "error"] | None = None,
+    status: Literal["pending", "running", "passed", "failed", "error", "cancelled"] | None = None,
     suite_run_id: str | None = Query(default=None, max_length=64),
     limit: int = Query(default=50, ge=1, le=200),
     cursor: str | None = Query(default=None, max_length=64),
@@ -73,7 +74,7 @@ async def list_runs(
 
 @router.get("/api/browser_tests/limits")
 async def limits(_: Claims = READ, services: Services = Depends(get_services)) -> dict[str, Any]:
-    return await services.namespace(LIMITS).get("global").call("usage")
+    return dict(await BrowserLimitsClient.of(services).usage())
 
 
 @router.post("/api/browser_tests/suites", status_code=201)
@@ -188,3 +189,11 @@ async def screenshot(
     if data is None:
         raise NotFound("no screenshot for this run")
     return Response(data, media_type="image/png")
+
+
+@router.post("/api/browser_tests/{run_id}/cancel")
+async def cancel_run(
+    run_id: str, _: Claims = WRITE, services: Services = Depends(get_services)
+) -> dict[str, Any]:
+    """End a run that has not finished (409 if it has); a check in flight is not waited for."""
+    return await BrowserTestRunClient.for_run(services, _run_id(run_id)).cancel()

@@ -8,13 +8,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import get_services
 from api.paging import newest_first
-from api.rpc import unwrap
 from api.security import require
 from auth.scopes import Scope
 from auth.tokens import Claims
 from clock import rfc3339
-from cron.jobs import RUNNERS, Job, JobTable
+from cron.jobs import Job, JobTable
 from cron.policy import RunStatus
+from durable.job_runner import JobRunnerClient
 from errors import NotFound
 from ids import looks_like
 from ports import first, query
@@ -51,11 +51,11 @@ async def trigger(
     else:
         chosen = jobs.scheduled_in(services.config.environment)
     now = services.clock.now_ms()
-    runners = services.namespace(RUNNERS)
-    envelopes = await asyncio.gather(
-        *(runners.get(job.name).call("start", job.name, "manual", now) for job in chosen)
-    )
-    runs = [unwrap(envelope, "run") for envelope in envelopes]
+    started = await asyncio.gather(
+        *(JobRunnerClient.for_job(services, job.name).start(job.name, "manual", now)
+          for job in chosen)
+    )  # fmt: skip
+    runs = [s["run"] for s in started]
     return {"runs": [{"id": r["id"], "job": r["job"], "status": r["status"]} for r in runs]}
 
 

@@ -19,6 +19,7 @@ from auth import scopes as scope_rules
 from auth.tokens import OPERATOR_AUDIENCE, SERVER_AUDIENCE, Claims, InvalidToken, decode
 from errors import Forbidden, Unauthorized
 from services import Services
+from tasks import credentials as server_credentials
 
 _bearer = HTTPBearer(auto_error=False, description="JWT, HS256, with `exp` and `scope`")
 
@@ -65,7 +66,12 @@ def _requirement(
             claims = session
         else:
             claims = verify_token(credentials.credentials, services, audiences)
-        if server_of(claims) is None and not scope_rules.grants(claims.scopes, any_of):
+        server_id = server_of(claims)
+        if server_id is not None and not await server_credentials.still_good(
+            services.database, server_id, claims.raw.get("cid"), services.clock.now_ms()
+        ):
+            raise Unauthorized("this server credential was replaced or revoked")
+        if server_id is None and not scope_rules.grants(claims.scopes, any_of):
             raise Forbidden(f"requires scope {' or '.join(any_of)}")
         request.state.claims = claims
         return claims

@@ -1,4 +1,4 @@
-"""Server registry routes: register, list, inspect, remove, heartbeat, clean up."""
+"""Server registry routes: register, list, inspect, remove, heartbeat, rotate credentials."""
 
 from typing import Any
 
@@ -8,29 +8,30 @@ from pydantic import BaseModel
 from api.deps import get_services
 from api.security import authorize, require, require_server_or
 from auth.scopes import Scope
-from auth.tokens import SERVER_AUDIENCE, Claims, mint
+from auth.tokens import Claims
+from durable.server_instance import ServerInstanceClient
+from durable.server_registry import ServerRegistryClient
+from durable.task_manager import TaskManagerClient
 from egress import require_allowed
 from errors import NotFound, Unavailable
 from ids import looks_like, new_id
 from logs import get_logger
 from services import Services
-from tasks import settings as names
+from tasks import credentials
 from tasks.models import HeartbeatIn, ServerIn
 from tasks.settings import TaskSettings
 
 router = APIRouter(prefix="/api/servers", tags=["servers"])
 log = get_logger("servers")
-CREDENTIAL_TTL_S = 90 * 86_400
 
 
-class Registered(BaseModel):
-    server: dict[str, Any]
+class Credential(BaseModel):
     credential: str
     credential_expires_in_s: int
 
 
-def _registry(services: Services) -> Any:
-    return services.namespace(names.REGISTRY).get("global")
+class Registered(Credential):
+    server: dict[str, Any]
 
 
 def _known_shape(server_id: str) -> str:
@@ -41,13 +42,13 @@ def _known_shape(server_id: str) -> str:
 
 async def _deregister(services: Services, server_id: str) -> int | None:
     """Remove a server everywhere; returns how many tasks moved, None if it was unknown."""
-    outcome = await _registry(services).call("remove", server_id)
-    await services.namespace(names.INSTANCES).get(server_id).call("stop")
+    outcome = await ServerRegistryClient.of(services).remove(server_id)
+    await ServerInstanceClient.for_server(services, server_id).stop()
+    await credentials.revoke_all(services.database, server_id)
     if not outcome["removed"]:
         return None
-    tasks = services.namespace(names.TASKS)
     for task_id in outcome["tasks"]:
-        await tasks.get(task_id).call("server_lost", server_id)
+        await TaskManagerClient.for_task(services, task_id).server_lost(server_id, "server_lost")
     return len(outcome["tasks"])
 
 
@@ -59,28 +60,22 @@ async def register(
 ) -> Registered:
     url = str(body.url).rstrip("/")
     require_allowed(services.config, [url])  # apiary calls it at once and on a timer
-    now = services.clock.now_ms()
-    server_id = new_id(now, prefix="srv_")
+    server_id = new_id(services.clock.now_ms(), prefix="srv_")
     server = {**body.model_dump(mode="json"), "id": server_id, "url": url}
-    await _registry(services).call("register", server, "unhealthy")
+    registry = ServerRegistryClient.of(services)
+    await registry.register(server, "unhealthy")
     try:
-        await services.namespace(names.INSTANCES).get(server_id).call("start", server_id, url)
+        await ServerInstanceClient.for_server(services, server_id).start(server_id, url)
     except Exception as exc:
         log.exception("server health watch failed to start")
-        await _registry(services).call("remove", server_id)
+        await registry.remove(server_id)
         raise Unavailable("could not start watching the server; try again") from exc
-    record = await _registry(services).call("get", server_id)
-    credential = mint(
-        subject=f"server:{server_id}",
-        scopes=[],
-        audience=SERVER_AUDIENCE,
-        now_s=now // 1000,
-        ttl_s=CREDENTIAL_TTL_S,
-        secret=services.config.get("JWT_SECRET") or "",
-        extra={"server_id": server_id},
-    )
+    record = await registry.get(server_id)
+    issued = await credentials.issue(services, server_id)
     return Registered(
-        server=record, credential=credential, credential_expires_in_s=CREDENTIAL_TTL_S
+        server=dict(record),
+        credential=issued.credential,
+        credential_expires_in_s=issued.expires_in_s,
     )
 
 
@@ -89,7 +84,7 @@ async def list_servers(
     _: Claims = Depends(require(Scope.SERVERS_ADMIN, Scope.TASKS_READ)),
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    return {"servers": await _registry(services).call("servers")}
+    return {"servers": await ServerRegistryClient.of(services).servers()}
 
 
 @router.post("/cleanup")
@@ -100,7 +95,7 @@ async def cleanup(
     """Remove servers silent for longer than the stale limit; their tasks move elsewhere."""
     limit = TaskSettings.from_config(services.config).stale_after_ms
     removed, moved = [], 0
-    for server_id in await _registry(services).call("stale", limit):
+    for server_id in await ServerRegistryClient.of(services).stale(limit):
         count = await _deregister(services, server_id)
         if count is not None:
             removed.append(server_id)
@@ -114,10 +109,7 @@ async def get_server(
     _: Claims = Depends(require(Scope.SERVERS_ADMIN, Scope.TASKS_READ)),
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    record = await _registry(services).call("get", _known_shape(server_id))
-    if record is None:
-        raise NotFound("no such server")
-    return record
+    return dict(await ServerRegistryClient.of(services).get(_known_shape(server_id)))
 
 
 @router.delete("/{server_id}")
@@ -140,11 +132,22 @@ async def heartbeat(
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
     authorize(claims, server_id=server_id)
-    outcome = (
-        await services.namespace(names.INSTANCES)
-        .get(_known_shape(server_id))
-        .call("heartbeat", body.model_dump(exclude_none=True))
-    )
+    instance = ServerInstanceClient.for_server(services, _known_shape(server_id))
+    outcome = await instance.heartbeat(body.model_dump(exclude_none=True))
     if not outcome["known"]:
         raise NotFound("no such server (deregistered?)")
     return {"id": server_id, "status": outcome["status"]}
+
+
+@router.post("/{server_id}/credentials", status_code=201, response_model=Credential)
+async def rotate_credential(
+    server_id: str,
+    claims: Claims = Depends(require_server_or(Scope.SERVERS_ADMIN)),
+    services: Services = Depends(get_services),
+) -> Credential:
+    """A new credential for the server (the server itself, or an admin, asks). The ones issued
+    before keep working for `SERVER_CREDENTIAL_GRACE_S` (600 s), then they are refused."""
+    authorize(claims, server_id=server_id)
+    await ServerRegistryClient.of(services).get(_known_shape(server_id))  # 404 if unknown
+    issued = await credentials.rotate(services, server_id)
+    return Credential(credential=issued.credential, credential_expires_in_s=issued.expires_in_s)

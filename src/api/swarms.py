@@ -7,28 +7,28 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import get_services
 from api.paging import newest_first
-from api.rpc import unwrap
 from api.security import require
 from auth.scopes import Scope
 from auth.tokens import Claims
 from clock import rfc3339
+from durable.rate_limiter import RateLimiterClient
+from durable.swarm_coordinator import SwarmClient
 from errors import NotFound, RateLimited
 from ids import looks_like, new_id
 from services import Services
 from swarms import registry
-from swarms.models import SWARMS, InviteIn, JobIn, SwarmIn
+from swarms.models import InviteIn, JobIn, SwarmIn
 
 router = APIRouter(tags=["swarms"])
-LIMITER = "RATE_LIMITER"
 INVITES_PER_MINUTE = 5
 ADMIN = Depends(require(Scope.SWARMS_ADMIN))
 
 
-async def _swarm(services: Services, swarm_id: str) -> Any:
+async def _swarm(services: Services, swarm_id: str) -> SwarmClient:
     """The swarm's object, only once D1 says it exists: an unknown id wakes nothing."""
     if not await registry.exists(services.database, swarm_id):
         raise NotFound("no such swarm")
-    return services.namespace(SWARMS).get(swarm_id)
+    return SwarmClient.for_swarm(services, swarm_id)
 
 
 @router.post("/api/swarms", status_code=201)
@@ -39,7 +39,7 @@ async def create_swarm(
     spec = {"id": swarm_id, **body.model_dump(mode="json")}
     # D1 first: the registry row is what lets anything reach the object afterwards.
     await registry.record(services.database, swarm_id, body.name, rfc3339(services.clock.now()))
-    return unwrap(await services.namespace(SWARMS).get(swarm_id).call("create", spec), "swarm")
+    return await SwarmClient.for_swarm(services, swarm_id).create(spec)
 
 
 @router.get("/api/swarms")
@@ -65,7 +65,7 @@ async def list_swarms(
 async def get_swarm(
     swarm_id: str, _: Claims = ADMIN, services: Services = Depends(get_services)
 ) -> dict[str, Any]:
-    return unwrap(await (await _swarm(services, swarm_id)).call("snapshot"), "swarm")
+    return await (await _swarm(services, swarm_id)).snapshot()
 
 
 @router.post("/api/swarms/{swarm_id}/invites", status_code=201)
@@ -77,14 +77,14 @@ async def create_invite(
 ) -> dict[str, Any]:
     body = body or InviteIn()
     swarm = await _swarm(services, swarm_id)
-    limiter = services.namespace(LIMITER).get(f"invites:{swarm_id}")
-    verdict = await limiter.call("acquire", INVITES_PER_MINUTE, 60, 1)
+    limiter = RateLimiterClient.for_key(services, f"invites:{swarm_id}")
+    verdict = await limiter.acquire(INVITES_PER_MINUTE, 60, 1)
     if not verdict["allowed"]:
         raise RateLimited(
             f"at most {INVITES_PER_MINUTE} invites per minute per swarm",
             retry_after_s=max(1, int(verdict["retry_after_s"] + 0.999)),
         )
-    invite = unwrap(await swarm.call("invite", body.max_uses, body.ttl_s), "invite")
+    invite = await swarm.invite(body.max_uses, body.ttl_s)
     public = (services.config.get("PUBLIC_URL") or "").rstrip("/")
     ws_base = public.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     # The page a phone opens (from the QR code): the token rides in the fragment, which
@@ -98,7 +98,7 @@ async def create_job(
     swarm_id: str, body: JobIn, _: Claims = ADMIN, services: Services = Depends(get_services)
 ) -> dict[str, Any]:
     spec = body.model_dump(mode="json")
-    return unwrap(await (await _swarm(services, swarm_id)).call("add_job", spec), "job")
+    return await (await _swarm(services, swarm_id)).add_job(spec)
 
 
 @router.get("/api/swarms/{swarm_id}/jobs/{job_id}")
@@ -107,4 +107,4 @@ async def get_job(
 ) -> dict[str, Any]:
     if not looks_like(job_id, "job_"):
         raise NotFound("no such job")
-    return unwrap(await (await _swarm(services, swarm_id)).call("get_job", job_id), "job")
+    return await (await _swarm(services, swarm_id)).get_job(job_id)

@@ -11,16 +11,15 @@ from pydantic import AwareDatetime
 import correlation
 from api.deps import get_services
 from api.paging import newest_first
-from api.rpc import unwrap
 from api.security import authorize, require, require_server_or
 from auth.scopes import Scope
 from auth.tokens import Claims
 from clock import rfc3339
+from durable.task_manager import Created, TaskManagerClient
 from errors import Conflict, NotFound
 from ids import looks_like, new_id
 from ports import first
 from services import Services
-from tasks import settings as names
 from tasks.models import TaskBatchIn, TaskIn, TaskUpdateIn
 from tasks.states import TaskStatus
 
@@ -33,8 +32,8 @@ def _spec(body: TaskIn, task_id: str) -> dict[str, Any]:
     return {**body.model_dump(mode="json"), "id": task_id, "correlation_id": correlation.current()}
 
 
-async def _create(services: Services, body: TaskIn, task_id: str) -> dict[str, Any]:
-    return await services.namespace(names.TASKS).get(task_id).call("create", _spec(body, task_id))
+async def _create(services: Services, body: TaskIn, task_id: str) -> Created:
+    return await TaskManagerClient.for_task(services, task_id).create(_spec(body, task_id))
 
 
 async def _claim_key(services: Services, key: str, body_hash: str, task_id: str) -> str:
@@ -109,10 +108,7 @@ async def get_task(
     _: Claims = Depends(require(Scope.TASKS_READ)),
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    task = await services.namespace(names.TASKS).get(_task_id(task_id)).call("get")
-    if task is None:
-        raise NotFound("no such task")
-    return task
+    return await TaskManagerClient.for_task(services, _task_id(task_id)).get()
 
 
 @router.put("/api/task/{task_id}")
@@ -124,12 +120,8 @@ async def update_task(
     lease: str | None = Header(default=None, alias=LEASE_HEADER, max_length=64),
 ) -> dict[str, Any]:
     server_id = authorize(claims, server_id=None)
-    envelope = (
-        await services.namespace(names.TASKS)
-        .get(_task_id(task_id))
-        .call("update", server_id, lease, body.model_dump(mode="json"))
-    )
-    return unwrap(envelope, "task")
+    manager = TaskManagerClient.for_task(services, _task_id(task_id))
+    return await manager.update(server_id, lease, body.model_dump(mode="json"))
 
 
 @router.get("/api/tasks")

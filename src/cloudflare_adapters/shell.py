@@ -20,6 +20,7 @@ from durable.base import (
     ObjectResponse,
     rpc_methods,
 )
+from durable.rpc import dispatch
 from logs import get_logger
 
 log = get_logger("shell")
@@ -68,8 +69,7 @@ def _rpc_forwarder(method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
         from workers import python_from_rpc, python_to_rpc
 
         logic = self._apiary_logic()
-        result = await getattr(logic, method)(*[python_from_rpc(a) for a in args])
-        return python_to_rpc(result)
+        return python_to_rpc(await dispatch(logic, method, [python_from_rpc(a) for a in args]))
 
     forward.__name__ = method
     return forward

@@ -11,7 +11,8 @@ import logging
 from dataclasses import dataclass
 
 from clock import from_ms, rfc3339
-from cron.jobs import RUNNERS, JobTable
+from cron.jobs import JobTable
+from durable.job_runner import JobRunnerClient
 from ids import new_id
 from logs import event, get_logger
 from services import Services
@@ -30,10 +31,11 @@ async def on_scheduled(scheduled: ScheduledEvent, services: Services, jobs: JobT
     matched = jobs.for_cron(environment, scheduled.cron)
     outcomes: list[object] = []
     if matched:
-        runners = services.namespace(RUNNERS)
         outcomes = await asyncio.gather(
             *(
-                runners.get(job.name).call("start", job.name, "cron", scheduled.scheduled_time_ms)
+                JobRunnerClient.for_job(services, job.name).start(
+                    job.name, "cron", scheduled.scheduled_time_ms
+                )
                 for job in matched
             ),
             return_exceptions=True,

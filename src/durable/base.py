@@ -1,21 +1,41 @@
 """A Durable Object as a plain class with hooks, written against ports.
 
 The platform shells (`cloudflare_adapters.shell` on Cloudflare, `apiary_local.objects` locally)
-construct one instance per object and call its hooks, one event at a time. Memory is a cache:
-the instance can be dropped between any two events (eviction, hibernation, restart), so
-anything that must survive lives in `ctx.storage` or in a socket's attachment.
+construct one instance per object and call its hooks. Events interleave as on Cloudflare: the
+input gate holds across storage, so code between two awaits runs alone, but while an object
+awaits an outbound call (fetch, D1, another object) other events are delivered to it; so after
+such an await, re-read state before deciding on it. Memory is a cache: the instance can be
+dropped between any two events (eviction, hibernation, restart), so anything that must survive
+lives in `ctx.storage` or in a socket's attachment.
+
+What a new object needs: a module in `durable/` with a subclass of `DurableObjectLogic` (its
+`SCHEMA`, its hooks, `@rpc` methods that return plain values or raise domain errors), a client
+class beside it (`ObjectClient` subclass naming its methods by reference), an `Outbox` for any
+effect outside the object, its class in `worker.define_worker`, and its binding and migration in
+wrangler.toml.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+from durable.rpc import rpc, rpc_methods
 from ports import ObjectStorage, Socket, SocketHub
 from services import Services
+
+__all__ = [
+    "AlarmInfo",
+    "DurableObjectLogic",
+    "ObjectContext",
+    "ObjectRequest",
+    "ObjectResponse",
+    "rpc",
+    "rpc_methods",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,23 +96,10 @@ class ObjectContext:
     services: Services
 
 
-def rpc[F: Callable[..., Any]](fn: F) -> F:
-    """Mark an async method as callable through a stub (`await stub.call(name, ...)`)."""
-    fn.__apiary_rpc__ = True  # type: ignore[attr-defined]
-    return fn
-
-
-def rpc_methods(cls: type) -> list[str]:
-    return sorted(
-        name
-        for name in dir(cls)
-        if not name.startswith("_") and getattr(getattr(cls, name), "__apiary_rpc__", False)
-    )
-
-
 class DurableObjectLogic:
-    """Base for every Durable Object. Hooks run one at a time per object.
+    """Base for every Durable Object.
 
+    - `SCHEMA`: statements `on_start` runs (CREATE ... IF NOT EXISTS), once per instance.
     - `on_start` runs once per instance, before the first event (schema, caches).
     - `on_request` answers a `fetch` to the object (including WebSocket upgrades: call
       `ctx.sockets.accept(...)` and return `ObjectResponse.upgrade(socket)`).
@@ -101,11 +108,22 @@ class DurableObjectLogic:
     - methods marked `@rpc` are callable through stubs.
     """
 
+    SCHEMA: ClassVar[Sequence[str]] = ()
+
     def __init__(self, ctx: ObjectContext) -> None:
         self.ctx = ctx
 
     def on_start(self) -> None:
-        """Runs before the first event of this instance."""
+        """Runs before the first event of this instance: installs `SCHEMA`."""
+        for statement in self.SCHEMA:
+            self.ctx.storage.exec(statement)
+
+    @property
+    def services(self) -> Services:
+        return self.ctx.services
+
+    def now_ms(self) -> int:
+        return self.ctx.services.clock.now_ms()
 
     async def on_request(self, request: ObjectRequest) -> ObjectResponse:
         return ObjectResponse.json(

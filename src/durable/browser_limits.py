@@ -6,17 +6,31 @@ starts; past the concurrency cap or the per-minute budget it is told when to try
 holding one cannot block the queue for long.
 """
 
-from typing import Any
+from __future__ import annotations
 
+from typing import Any, TypedDict
+
+from browser.settings import LIMITS
 from durable.base import DurableObjectLogic, rpc
+from durable.rpc import ObjectClient
+from services import Services
 
+NAME = "global"
 LEASE_MS = 5 * 60_000
 WINDOW_MS = 60_000
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS leases (run_id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS hits (at_ms INTEGER NOT NULL, cost INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS pause (id INTEGER PRIMARY KEY CHECK (id = 1), until_ms INTEGER)",
-)
+
+
+class Grant(TypedDict):
+    granted: bool
+    retry_after_ms: int
+
+
+class Usage(TypedDict):
+    browsers_in_use: int
+    max_concurrency: int
+    requests_this_minute: int
+    requests_per_minute: int
+    warning: bool
 
 
 def plan(config: Any) -> dict[str, int]:
@@ -27,33 +41,32 @@ def plan(config: Any) -> dict[str, int]:
 
 
 class BrowserLimits(DurableObjectLogic):
-    def on_start(self) -> None:
-        for statement in _SCHEMA:
-            self.ctx.storage.exec(statement)
-
-    def _now(self) -> int:
-        return self.ctx.services.clock.now_ms()
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS leases (run_id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS hits (at_ms INTEGER NOT NULL, cost INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS pause (id INTEGER PRIMARY KEY CHECK (id = 1), until_ms INT)",
+    )
 
     def _expire(self, now: int) -> None:
         self.ctx.storage.exec("DELETE FROM leases WHERE expires_ms <= ?", now)
         self.ctx.storage.exec("DELETE FROM hits WHERE at_ms <= ?", now - WINDOW_MS)
 
     @rpc
-    async def acquire(self, run_id: str, cost: int) -> dict[str, Any]:
+    async def acquire(self, run_id: str, cost: int) -> Grant:
         """A browser for `run_id` (idempotent), or how long to wait before asking again."""
-        now, storage, limits = self._now(), self.ctx.storage, plan(self.ctx.services.config)
+        now, storage, limits = self.now_ms(), self.ctx.storage, plan(self.ctx.services.config)
         self._expire(now)
         if storage.exec("SELECT 1 FROM leases WHERE run_id = ?", run_id):
-            return {"granted": True, "retry_after_ms": 0}
+            return Grant(granted=True, retry_after_ms=0)
         paused = storage.exec("SELECT until_ms FROM pause WHERE id = 1 AND until_ms > ?", now)
         if paused:
-            return {"granted": False, "retry_after_ms": paused[0]["until_ms"] - now}
+            return Grant(granted=False, retry_after_ms=paused[0]["until_ms"] - now)
         if len(storage.exec("SELECT run_id FROM leases")) >= limits["max_concurrency"]:
-            return {"granted": False, "retry_after_ms": 1_000}
+            return Grant(granted=False, retry_after_ms=1_000)
         spent = storage.exec("SELECT coalesce(sum(cost), 0) AS n FROM hits")[0]["n"]
         if spent + cost > limits["requests_per_minute"]:
             oldest = storage.exec("SELECT min(at_ms) AS at FROM hits")[0]["at"] or now
-            return {"granted": False, "retry_after_ms": max(100, oldest + WINDOW_MS - now)}
+            return Grant(granted=False, retry_after_ms=max(100, oldest + WINDOW_MS - now))
 
         def take() -> None:
             storage.exec(
@@ -62,7 +75,7 @@ class BrowserLimits(DurableObjectLogic):
             storage.exec("INSERT INTO hits (at_ms, cost) VALUES (?, ?)", now, cost)
 
         storage.transaction(take)
-        return {"granted": True, "retry_after_ms": 0}
+        return Grant(granted=True, retry_after_ms=0)
 
     @rpc
     async def release(self, run_id: str) -> None:
@@ -70,7 +83,7 @@ class BrowserLimits(DurableObjectLogic):
 
     @rpc
     async def pause(self, retry_after_ms: int) -> None:
-        until = self._now() + retry_after_ms
+        until = self.now_ms() + retry_after_ms
         self.ctx.storage.exec(
             "INSERT INTO pause (id, until_ms) VALUES (1, ?) ON CONFLICT (id)"
             " DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)",
@@ -78,17 +91,35 @@ class BrowserLimits(DurableObjectLogic):
         )
 
     @rpc
-    async def usage(self) -> dict[str, Any]:
-        now = self._now()
+    async def usage(self) -> Usage:
+        now = self.now_ms()
         self._expire(now)
         limits = plan(self.ctx.services.config)
         in_use = len(self.ctx.storage.exec("SELECT run_id FROM leases"))
         spent = self.ctx.storage.exec("SELECT coalesce(sum(cost), 0) AS n FROM hits")[0]["n"]
         ratio = max(in_use / limits["max_concurrency"], spent / limits["requests_per_minute"])
-        return {
-            "browsers_in_use": in_use,
-            "max_concurrency": limits["max_concurrency"],
-            "requests_this_minute": spent,
-            "requests_per_minute": limits["requests_per_minute"],
-            "warning": ratio >= 0.85,
-        }
+        return Usage(
+            browsers_in_use=in_use,
+            max_concurrency=limits["max_concurrency"],
+            requests_this_minute=spent,
+            requests_per_minute=limits["requests_per_minute"],
+            warning=ratio >= 0.85,
+        )
+
+
+class BrowserLimitsClient(ObjectClient):
+    @classmethod
+    def of(cls, services: Services) -> BrowserLimitsClient:
+        return cls(services.namespace(LIMITS).get(NAME))
+
+    async def acquire(self, run_id: str, cost: int) -> Grant:
+        return await self.invoke(BrowserLimits.acquire, run_id, cost)
+
+    async def release(self, run_id: str) -> None:
+        await self.invoke(BrowserLimits.release, run_id)
+
+    async def pause(self, retry_after_ms: int) -> None:
+        await self.invoke(BrowserLimits.pause, retry_after_ms)
+
+    async def usage(self) -> Usage:
+        return await self.invoke(BrowserLimits.usage)

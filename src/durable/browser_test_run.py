@@ -2,10 +2,14 @@
 
 `start` records the run as `pending` and sets the alarm. The alarm asks BrowserLimits for a
 browser (waiting its turn when the plan is full, or paused by a 429), marks the run `running`,
-executes the check, stores the screenshot in the ARTIFACTS bucket and the result, then projects
-it to D1. A run whose process died mid-check is tried once more, then ends as `error`: it never
-stays `running`.
+executes the check, stores the screenshot in the ARTIFACTS bucket and the result. Every change
+is projected to D1 through the outbox. A run found still `running` when its alarm fires again
+had its process die mid-check: it is tried once more, then ends as `error` (a 429 that sent it
+back to wait is not a try). A run cancelled while its check is in flight keeps its `cancelled`:
+the check's outcome, when it comes, is dropped.
 """
+
+from __future__ import annotations
 
 import json
 import logging
@@ -14,19 +18,29 @@ from typing import Any
 import correlation
 from browser.clients import Busy
 from browser.execute import Outcome, execute
-from browser.settings import ARTIFACTS, LIMITS
+from browser.settings import ARTIFACTS, RUNS
 from clock import rfc3339_ms
+from durable import document, outbox
 from durable.base import AlarmInfo, DurableObjectLogic, rpc
+from durable.browser_limits import BrowserLimitsClient
+from durable.document import Doc, Document
+from durable.outbox import Effect, Outbox
+from durable.rpc import ObjectClient
+from errors import Conflict, NotFound
 from logs import event, get_logger
 from ports import Statement
+from services import Services
 
 log = get_logger("browser")
-MAX_TRIES = 2
+CRASH_RETRIES = 1  # a run whose process died mid-check is tried this many more times
 COST = {"smoke": 3, "auth": 1, "user_journey": 1, "security_session": 3}
-_SCHEMA = "CREATE TABLE IF NOT EXISTS run (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT)"
+FINISHED = ("passed", "failed", "error", "cancelled")
+PROJECT = "project"
+
+type RunView = dict[str, Any]
 
 
-def view(doc: dict[str, Any]) -> dict[str, Any]:
+def view(doc: Doc) -> RunView:
     return {
         "id": doc["id"],
         "test_type": doc["test_type"],
@@ -44,7 +58,7 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def projection(doc: dict[str, Any]) -> Statement:
+def projection(doc: Doc) -> Statement:
     row = view(doc)
     columns = [c for c in row if c != "assertions"] + ["assertions", "version"]
     values = [row[c] for c in columns[:-2]] + [json.dumps(row["assertions"]), doc["version"]]
@@ -58,119 +72,144 @@ def projection(doc: dict[str, Any]) -> Statement:
 
 
 class BrowserTestRun(DurableObjectLogic):
+    SCHEMA = (document.SCHEMA, outbox.SCHEMA)
+
     def on_start(self) -> None:
-        self.ctx.storage.exec(_SCHEMA)
+        super().on_start()
+        self.doc = Document(self.ctx.storage)
+        self.outbox = Outbox(self.ctx.storage, now_ms=self.now_ms, deliver={PROJECT: self._project})
 
-    def _load(self) -> dict[str, Any] | None:
-        rows = self.ctx.storage.exec("SELECT doc FROM run WHERE id = 1")
-        return json.loads(rows[0]["doc"]) if rows else None
-
-    async def _save(self, doc: dict[str, Any]) -> None:
-        """Persist, then project to D1 (a failed projection is redone by the next save)."""
-        doc["version"] += 1
-        self.ctx.storage.exec(
-            "INSERT INTO run (id, doc) VALUES (1, ?)"
-            " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-            json.dumps(doc),
-        )
-        try:
-            await self.ctx.services.database.batch([projection(doc)])
-        except Exception:
-            log.warning("browser run projection failed", exc_info=True)
-            await self.ctx.storage.set_alarm(self.ctx.services.clock.now_ms() + 2_000)
-
-    def _now(self) -> int:
-        return self.ctx.services.clock.now_ms()
-
-    @rpc
-    async def start(self, spec: dict[str, Any]) -> dict[str, Any]:
-        doc = self._load()
+    def _load(self) -> Doc:
+        doc = self.doc.load()
         if doc is None:
-            doc = {
-                **spec,
-                "status": "pending",
-                "assertions": [],
-                "duration_ms": None,
-                "error": None,
-                "screenshot_key": None,
-                "created_ms": self._now(),
-                "started_ms": None,
-                "completed_ms": None,
-                "tries": 0,
-                "version": 0,
-            }
-            await self._save(doc)
-            await self.ctx.storage.set_alarm(self._now())
-        return {"run": view(doc)}
+            raise NotFound("no such test run")
+        return doc
+
+    async def _save(self, doc: Doc, *, alarm_ms: int | None = None) -> None:
+        """Persist with its projection queued (one transaction), then deliver it."""
+
+        def write() -> None:
+            self.doc.save(doc)
+            self.outbox.put(Effect(PROJECT, PROJECT))
+
+        self.ctx.storage.transaction(write)
+        if alarm_ms is not None:
+            await self.ctx.storage.set_alarm(alarm_ms)
+        await self.outbox.drain()
+        due = self.outbox.next_due_ms()
+        if due is not None:
+            current = await self.ctx.storage.get_alarm()
+            if current is None or current > due:
+                await self.ctx.storage.set_alarm(due)
+
+    async def _project(self, _: str) -> None:
+        await self.services.database.batch([projection(self._load())])
 
     @rpc
-    async def get(self) -> dict[str, Any] | None:
+    async def start(self, spec: dict[str, Any]) -> RunView:
+        existing = self.doc.load()
+        if existing is not None:
+            return view(existing)
+        now = self.now_ms()
+        doc = {**spec, "status": "pending", "assertions": [], "duration_ms": None,
+               "error": None, "screenshot_key": None, "created_ms": now, "started_ms": None,
+               "completed_ms": None, "crashes": 0, "version": 0}  # fmt: skip
+        await self._save(doc, alarm_ms=now)
+        return view(doc)
+
+    @rpc
+    async def get(self) -> RunView:
+        return view(self._load())
+
+    @rpc
+    async def cancel(self) -> RunView:
+        """End a run that has not finished; a check in flight is not waited for."""
         doc = self._load()
-        return None if doc is None else view(doc)
+        if doc["status"] in FINISHED:
+            raise Conflict(f"the run has already ended ({doc['status']})", code="finished")
+        now = self.now_ms()
+        doc.update(status="cancelled", completed_ms=now,
+                   duration_ms=now - (doc["started_ms"] or now))  # fmt: skip
+        await self._save(doc)
+        await BrowserLimitsClient.of(self.services).release(doc["id"])
+        return view(doc)
 
     async def on_alarm(self, info: AlarmInfo) -> None:
-        doc = self._load()
+        doc = self.doc.load()
         if doc is None:
             return
-        if doc["status"] in ("passed", "failed", "error"):
-            await self._save(doc)  # only here to redo a failed projection
+        if doc["status"] in FINISHED:
+            await self.outbox.drain()  # only here to redo a failed projection
             return
-        limits = self.ctx.services.namespace(LIMITS).get("global")
-        grant = await limits.call("acquire", doc["id"], COST[doc["test_type"]])
+        limits = BrowserLimitsClient.of(self.services)
+        grant = await limits.acquire(doc["id"], COST[doc["test_type"]])
+        doc = self._load()  # re-read: a cancel may have landed while we asked
+        if doc["status"] in FINISHED:
+            await limits.release(doc["id"])
+            return
         if not grant["granted"]:
-            await self.ctx.storage.set_alarm(self._now() + grant["retry_after_ms"])
+            await self.ctx.storage.set_alarm(self.now_ms() + grant["retry_after_ms"])
             return
-        token = correlation.bind(doc["id"])
-        try:
+        with correlation.bound(doc["id"]):
             await self._run(doc, limits)
-        finally:
-            correlation.reset(token)
 
-    async def _run(self, doc: dict[str, Any], limits: Any) -> None:
-        doc["tries"] += 1
-        if doc["status"] == "running" and doc["tries"] > MAX_TRIES:
-            await self._finish(doc, Outcome("error", error="interrupted: the runtime restarted"))
-            await limits.call("release", doc["id"])
-            return
-        doc.update(status="running", started_ms=self._now())
+    async def _run(self, doc: Doc, limits: BrowserLimitsClient) -> None:
+        if doc["status"] == "running":  # the last execution's process died
+            doc["crashes"] += 1
+            if doc["crashes"] > CRASH_RETRIES:
+                await self._finish(
+                    doc, Outcome("error", error="interrupted: the runtime restarted")
+                )
+                await limits.release(doc["id"])
+                return
+        doc.update(status="running", started_ms=self.now_ms())
         await self._save(doc)
         try:
             outcome = await execute(
-                self.ctx.services, doc["test_type"], doc["target_url"], doc["options"]
+                self.services, doc["test_type"], doc["target_url"], doc["options"]
             )
-        except Busy as busy:
-            await limits.call("pause", busy.retry_after_ms)
-            await limits.call("release", doc["id"])
-            doc["status"] = "pending"
-            await self._save(doc)
-            await self.ctx.storage.set_alarm(self._now() + busy.retry_after_ms)
+        except Busy as busy:  # not a try: the run waits for the plan to have room
+            await limits.pause(busy.retry_after_ms)
+            await limits.release(doc["id"])
+            latest = self._load()
+            if latest["status"] == "running":
+                latest["status"] = "pending"
+                await self._save(latest, alarm_ms=self.now_ms() + busy.retry_after_ms)
             return
         except Exception as exc:  # a bug must end the run, not leave it running
             log.exception("browser check crashed")
             outcome = Outcome("error", error=f"{type(exc).__name__}: {exc}")
-        await self._finish(doc, outcome)
-        await limits.call("release", doc["id"])
+        latest = self._load()  # re-read: a cancel may have landed during the check
+        if latest["status"] == "running":
+            await self._finish(latest, outcome)
+        await limits.release(doc["id"])
 
-    async def _finish(self, doc: dict[str, Any], outcome: Outcome) -> None:
+    async def _finish(self, doc: Doc, outcome: Outcome) -> None:
         if outcome.screenshot:
             key = f"screenshots/{doc['id']}.png"
-            await self.ctx.services.bucket(ARTIFACTS).put(key, outcome.screenshot, "image/png")
+            await self.services.bucket(ARTIFACTS).put(key, outcome.screenshot, "image/png")
             doc["screenshot_key"] = key
-        now = self._now()
-        doc.update(
-            status=outcome.status,
-            assertions=outcome.assertions,
-            error=outcome.error,
-            completed_ms=now,
-            duration_ms=now - (doc["started_ms"] or now),
-        )
+            latest = self._load()  # the upload was an await too
+            if latest["status"] != "running":
+                return
+        now = self.now_ms()
+        doc.update(status=outcome.status, assertions=outcome.assertions, error=outcome.error,
+                   completed_ms=now, duration_ms=now - (doc["started_ms"] or now))  # fmt: skip
         await self._save(doc)
-        event(
-            log,
-            logging.INFO,
-            "browser check",
-            run_id=doc["id"],
-            status=outcome.status,
-            test_type=doc["test_type"],
-            duration_ms=doc["duration_ms"],
-        )
+        event(log, logging.INFO, "browser check", run_id=doc["id"], status=outcome.status,
+              test_type=doc["test_type"], duration_ms=doc["duration_ms"])  # fmt: skip
+
+
+class BrowserTestRunClient(ObjectClient):
+    @classmethod
+    def for_run(cls, services: Services, run_id: str) -> BrowserTestRunClient:
+        return cls(services.namespace(RUNS).get(run_id))
+
+    async def start(self, spec: dict[str, Any]) -> RunView:
+        return await self.invoke(BrowserTestRun.start, spec)
+
+    async def get(self) -> RunView:
+        return await self.invoke(BrowserTestRun.get)
+
+    async def cancel(self) -> RunView:
+        return await self.invoke(BrowserTestRun.cancel)

@@ -2,31 +2,49 @@
 
 Every check is `GET {url}/health` with a short timeout; a lapsed heartbeat TTL (once the server
 has sent heartbeats) counts as a failed check. `tasks.health` decides the status and the next
-interval. A status change is recorded in D1 and pushed to the registry; when the server goes
-down, the tasks it held are told so they can move. Those effects are retried until done
-(`pending_status`), so a crash between them loses none.
+interval. A status change is an event in the outbox, written with the new status: delivering it
+records it in D1, pushes it to the registry and tells the tasks the server held when it went
+down. Events of one server are delivered in order, and one that fails holds the next back, so
+none is lost or overtaken (a status that changed twice while D1 was down lands twice, in order).
+
+A heartbeat may list the tasks the server is working on: a task the registry holds for it that
+the list leaves out twice (`ServerRegistry.report`) ends its attempt as `lost`.
 """
+
+from __future__ import annotations
 
 import json
 import logging
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypedDict
 
 import correlation
 from clock import from_ms, rfc3339
+from durable import document, outbox
 from durable.base import AlarmInfo, DurableObjectLogic, rpc
+from durable.document import Doc, Document
+from durable.outbox import Effect, Outbox
+from durable.rpc import ObjectClient
+from durable.server_registry import ServerRegistryClient
+from durable.task_manager import TaskManagerClient
 from ids import new_id
 from logs import event, get_logger
 from ports import HttpError, Statement
+from services import Services
 from tasks import settings as names
 from tasks.health import Health, HealthState, observe
 from tasks.settings import TaskSettings
 
 log = get_logger("servers")
-_SCHEMA = "CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT)"
+STATUS = "status"  # the outbox kind of a status change
 
 
-def _load_health(raw: dict[str, Any]) -> HealthState:
+class Beat(TypedDict):
+    known: bool
+    status: str | None
+
+
+def _health(raw: dict[str, Any]) -> HealthState:
     return HealthState(
         status=Health(raw["status"]),
         passes=raw["passes"],
@@ -38,77 +56,59 @@ def _load_health(raw: dict[str, Any]) -> HealthState:
 
 
 class ServerInstance(DurableObjectLogic):
+    SCHEMA = (document.SCHEMA, outbox.SCHEMA)
+
     def on_start(self) -> None:
-        self.ctx.storage.exec(_SCHEMA)
-        self.settings = TaskSettings.from_config(self.ctx.services.config)
-
-    def _doc(self) -> dict[str, Any] | None:
-        rows = self.ctx.storage.exec("SELECT doc FROM state WHERE id = 1")
-        return json.loads(rows[0]["doc"]) if rows else None
-
-    def _save(self, doc: dict[str, Any]) -> None:
-        self.ctx.storage.exec(
-            "INSERT INTO state (id, doc) VALUES (1, ?)"
-            " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-            json.dumps(doc),
-        )
-
-    def _now(self) -> int:
-        return self.ctx.services.clock.now_ms()
+        super().on_start()
+        self.settings = TaskSettings.from_config(self.services.config)
+        self.doc = Document(self.ctx.storage)
+        self.outbox = Outbox(self.ctx.storage, now_ms=self.now_ms, deliver={STATUS: self._publish})
 
     @rpc
     async def start(self, server_id: str, url: str) -> str:
         """Begin watching a newly registered server; returns its first status."""
-        health = HealthState()
-        doc = {
-            "id": server_id,
-            "url": url,
-            "health": asdict(health),
-            "last_heartbeat_ms": None,
-            "pending_status": None,
-        }
-        self._save(doc)
-        await self._check(doc, reason_prefix="registration")
-        return doc["health"]["status"]
+        doc = {"id": server_id, "url": url, "health": asdict(HealthState()),
+               "last_heartbeat_ms": None}  # fmt: skip
+        self.doc.save(doc)
+        return await self._check(doc, reason_prefix="registration")
 
     @rpc
     async def stop(self) -> None:
-        self.ctx.storage.exec("DELETE FROM state")
+        self.doc.delete()
         await self.ctx.storage.delete_alarm()
 
     @rpc
-    async def heartbeat(self, fields: dict[str, Any]) -> dict[str, Any]:
-        doc = self._doc()
+    async def heartbeat(self, fields: dict[str, Any]) -> Beat:
+        doc = self.doc.load()
         if doc is None:
-            return {"known": False}
-        doc["last_heartbeat_ms"] = self._now()
-        self._save(doc)
-        registry = self.ctx.services.namespace(names.REGISTRY).get("global")
-        known = await registry.call("report", doc["id"], fields)
-        return {"known": known, "status": doc["health"]["status"]}
+            return Beat(known=False, status=None)
+        doc["last_heartbeat_ms"] = self.now_ms()
+        self.doc.save(doc)
+        report = await ServerRegistryClient.of(self.services).report(doc["id"], fields)
+        for task_id in report["lost"]:  # a later heartbeat reports them again if this fails
+            await TaskManagerClient.for_task(self.services, task_id).server_lost(doc["id"], "lost")
+        latest = self.doc.load()  # re-read: a check may have run while we waited
+        status = None if latest is None else latest["health"]["status"]
+        return Beat(known=report["known"], status=status)
 
     @rpc
-    async def state(self) -> dict[str, Any] | None:
-        return self._doc()
+    async def state(self) -> Doc | None:
+        return self.doc.load()
 
     async def on_alarm(self, info: AlarmInfo) -> None:
-        doc = self._doc()
+        doc = self.doc.load()
         if doc is None:
             return  # deregistered
-        token = correlation.bind(f"health-{doc['id']}")
-        try:
+        with correlation.bound(f"health-{doc['id']}"):
             await self._check(doc, reason_prefix="check")
-        finally:
-            correlation.reset(token)
 
-    async def _probe(self, doc: dict[str, Any]) -> tuple[bool, bool, str]:
+    async def _probe(self, doc: Doc) -> tuple[bool, bool, str]:
         """(passed, degraded, reason) of one active check plus the heartbeat TTL."""
-        now = self._now()
         last = doc["last_heartbeat_ms"]
-        if last is not None and now - last > self.settings.heartbeat_ttl_ms:
+        if last is not None and self.now_ms() - last > self.settings.heartbeat_ttl_ms:
             return False, False, "heartbeat TTL expired"
         try:
-            response = await self.ctx.services.http.request(
+            response = await self.services.http.request(
                 "GET", f"{doc['url']}/health", timeout_s=self.settings.check_timeout_s
             )
         except HttpError as exc:
@@ -121,61 +121,72 @@ class ServerInstance(DurableObjectLogic):
             degraded = False
         return True, degraded, "health check degraded" if degraded else "health check passed"
 
-    async def _check(self, doc: dict[str, Any], *, reason_prefix: str) -> None:
+    async def _check(self, doc: Doc, *, reason_prefix: str) -> str:
         passed, degraded, reason = await self._probe(doc)
-        now = self._now()
-        before = _load_health(doc["health"])
+        latest = self.doc.load()  # re-read after the probe: a heartbeat may have landed
+        if latest is None:
+            return doc["health"]["status"]  # removed while we checked
+        now = self.now_ms()
+        before = _health(latest["health"])
         after = observe(
             before, passed=passed, degraded=degraded, now_ms=now, policy=self.settings.health
         )
-        doc["health"] = asdict(after)
-        if after.status != before.status:
-            doc["pending_status"] = {
-                "id": new_id(now, prefix="sev_"),
-                "from": before.status.value,
-                "to": after.status.value,
-                "reason": f"{reason_prefix}: {reason}",
-                "at_ms": now,
-            }
-        self._save(doc)
-        await self.ctx.storage.set_alarm(now + after.interval_ms)
-        await self._publish(doc)
+        latest["health"] = asdict(after)
 
-    async def _publish(self, doc: dict[str, Any]) -> None:
-        """Record the pending status change in D1, the registry and the affected tasks."""
-        change = doc["pending_status"]
-        if change is None:
-            return
-        await self.ctx.services.database.batch(
+        def write() -> None:
+            self.doc.save(latest)
+            if after.status != before.status:
+                change = {"id": new_id(now, prefix="sev_"), "server_id": latest["id"],
+                          "from": before.status.value, "to": after.status.value,
+                          "reason": f"{reason_prefix}: {reason}", "at_ms": now}  # fmt: skip
+                self.outbox.put(Effect(change["id"], STATUS, json.dumps(change)))
+
+        self.ctx.storage.transaction(write)
+        await self.ctx.storage.set_alarm(now + after.interval_ms)
+        await self.outbox.drain()
+        due = self.outbox.next_due_ms()
+        if due is not None and due < now + after.interval_ms:
+            await self.ctx.storage.set_alarm(due)
+        return after.status.value
+
+    async def _publish(self, body: str) -> None:
+        """Deliver one status change: D1, the registry, the tasks it held (all idempotent)."""
+        change = json.loads(body)
+        await self.services.database.batch(
             [
                 Statement(
                     "INSERT INTO server_status_events (id, server_id, from_status, to_status,"
                     " reason, at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    (
-                        change["id"],
-                        doc["id"],
-                        change["from"],
-                        change["to"],
-                        change["reason"],
-                        rfc3339(from_ms(change["at_ms"])),
-                    ),
+                    (change["id"], change["server_id"], change["from"], change["to"],
+                     change["reason"], rfc3339(from_ms(change["at_ms"]))),
                 )
             ]
+        )  # fmt: skip
+        lost = await ServerRegistryClient.of(self.services).set_status(
+            change["server_id"], change["to"]
         )
-        registry = self.ctx.services.namespace(names.REGISTRY).get("global")
-        lost = await registry.call("set_status", doc["id"], change["to"])
-        tasks = self.ctx.services.namespace(names.TASKS)
         for task_id in lost:
-            await tasks.get(task_id).call("server_lost", doc["id"])
-        event(
-            log,
-            logging.INFO,
-            "server status changed",
-            server_id=doc["id"],
-            status=change["to"],
-            previous=change["from"],
-            reason=change["reason"],
-            tasks_moved=len(lost),
-        )
-        doc["pending_status"] = None
-        self._save(doc)
+            await TaskManagerClient.for_task(self.services, task_id).server_lost(
+                change["server_id"], "server_lost"
+            )
+        event(log, logging.INFO, "server status changed", server_id=change["server_id"],
+              status=change["to"], previous=change["from"], reason=change["reason"],
+              tasks_moved=len(lost))  # fmt: skip
+
+
+class ServerInstanceClient(ObjectClient):
+    @classmethod
+    def for_server(cls, services: Services, server_id: str) -> ServerInstanceClient:
+        return cls(services.namespace(names.INSTANCES).get(server_id))
+
+    async def start(self, server_id: str, url: str) -> str:
+        return await self.invoke(ServerInstance.start, server_id, url)
+
+    async def stop(self) -> None:
+        await self.invoke(ServerInstance.stop)
+
+    async def heartbeat(self, fields: dict[str, Any]) -> Beat:
+        return await self.invoke(ServerInstance.heartbeat, fields)
+
+    async def state(self) -> Doc | None:
+        return await self.invoke(ServerInstance.state)

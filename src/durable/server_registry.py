@@ -1,59 +1,101 @@
 """ServerRegistry: the one authoritative list of backend servers, their status and load.
 
-One object (named "global"). It records which task holds a slot on which server, so choosing a
-server and counting its load are one atomic step. It never calls other objects (the call graph
-stays acyclic): when a server is lost it returns the affected task ids to its caller.
+One object (named `NAME`). It records which task holds a slot on which server (per attempt),
+so choosing a server and counting its load are one atomic step. It never calls other objects
+(the call graph stays acyclic): when a server is lost, or stops listing a task it holds, it
+returns the affected task ids to its caller.
+
+Reconciliation: a heartbeat may list the tasks the server is working on (`active_tasks`). A
+slot whose task is missing from two consecutive heartbeats of its server (counting only
+heartbeats that came after the dispatch had time to land) is reported lost, so a callback that
+never came does not hold the task until its timeout.
 """
 
+from __future__ import annotations
+
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from durable.base import DurableObjectLogic, rpc
+from durable.rpc import ObjectClient
+from errors import NotFound
+from services import Services
+from tasks import settings as names
 from tasks.choice import Candidate, choose_server
 
 NAME = "global"
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS servers (
-        id TEXT PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL,
-        capabilities TEXT NOT NULL, capacity INTEGER NOT NULL, metadata TEXT NOT NULL,
-        status TEXT NOT NULL, load REAL, version TEXT, reported_active INTEGER,
-        registered_at_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
-        last_assigned_ms INTEGER NOT NULL DEFAULT 0)""",
-    """CREATE TABLE IF NOT EXISTS assignments (
-        task_id TEXT PRIMARY KEY, server_id TEXT NOT NULL, priority INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS assignments_by_server ON assignments (server_id)",
-    """CREATE TABLE IF NOT EXISTS waiting (
-        task_id TEXT PRIMARY KEY, priority INTEGER NOT NULL, required TEXT NOT NULL,
-        since_ms INTEGER NOT NULL)""",
-)
 WAITER_TTL_MS = 15_000  # a waiter that stopped asking no longer holds others back
+MISSES_TO_LOSE = 2
+# A slot is expected in a heartbeat only once its dispatch has had this long to arrive.
+EXPECT_AFTER_MS = 10_000
 
 
-def _record(row: dict[str, Any], assigned: int) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "url": row["url"],
-        "capabilities": json.loads(row["capabilities"]),
-        "capacity": row["capacity"],
-        "metadata": json.loads(row["metadata"]),
-        "status": row["status"],
-        "load": row["load"],
-        "version": row["version"],
-        "active_tasks": assigned,
-        "reported_active_tasks": row["reported_active"],
-        "registered_at_ms": row["registered_at_ms"],
-        "last_seen_ms": row["last_seen_ms"],
-    }
+class ServerRecord(TypedDict):
+    id: str
+    name: str
+    url: str
+    capabilities: list[str]
+    capacity: int
+    metadata: dict[str, Any]
+    status: str
+    load: float | None
+    version: str | None
+    active_tasks: int
+    reported_active_tasks: int | None
+    registered_at_ms: int
+    last_seen_ms: int
+
+
+class Slot(TypedDict):
+    id: str
+    url: str
+
+
+class Removal(TypedDict):
+    removed: bool
+    tasks: list[str]
+
+
+class Report(TypedDict):
+    known: bool
+    lost: list[str]  # tasks the server stopped reporting: their attempts end
+
+
+def _record(row: dict[str, Any], assigned: int) -> ServerRecord:
+    return ServerRecord(
+        id=row["id"],
+        name=row["name"],
+        url=row["url"],
+        capabilities=json.loads(row["capabilities"]),
+        capacity=row["capacity"],
+        metadata=json.loads(row["metadata"]),
+        status=row["status"],
+        load=row["load"],
+        version=row["version"],
+        active_tasks=assigned,
+        reported_active_tasks=row["reported_active"],
+        registered_at_ms=row["registered_at_ms"],
+        last_seen_ms=row["last_seen_ms"],
+    )
 
 
 class ServerRegistry(DurableObjectLogic):
-    def on_start(self) -> None:
-        for statement in _SCHEMA:
-            self.ctx.storage.exec(statement)
-
-    def _now(self) -> int:
-        return self.ctx.services.clock.now_ms()
+    SCHEMA = (
+        """CREATE TABLE IF NOT EXISTS servers (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL,
+            capabilities TEXT NOT NULL, capacity INTEGER NOT NULL, metadata TEXT NOT NULL,
+            status TEXT NOT NULL, load REAL, version TEXT, reported_active INTEGER,
+            registered_at_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+            last_assigned_ms INTEGER NOT NULL DEFAULT 0)""",
+        """CREATE TABLE IF NOT EXISTS assignments (
+            task_id TEXT PRIMARY KEY, attempt INTEGER NOT NULL, server_id TEXT NOT NULL,
+            priority INTEGER NOT NULL, assigned_ms INTEGER NOT NULL,
+            misses INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX IF NOT EXISTS assignments_by_server ON assignments (server_id)",
+        """CREATE TABLE IF NOT EXISTS waiting (
+            task_id TEXT PRIMARY KEY, priority INTEGER NOT NULL, required TEXT NOT NULL,
+            since_ms INTEGER NOT NULL)""",
+    )
 
     def _assigned(self) -> dict[str, int]:
         rows = self.ctx.storage.exec(
@@ -61,9 +103,13 @@ class ServerRegistry(DurableObjectLogic):
         )
         return {r["server_id"]: r["n"] for r in rows}
 
+    def _server(self, server_id: str) -> ServerRecord | None:
+        rows = self.ctx.storage.exec("SELECT * FROM servers WHERE id = ?", server_id)
+        return _record(rows[0], self._assigned().get(server_id, 0)) if rows else None
+
     @rpc
-    async def register(self, server: dict[str, Any], status: str) -> dict[str, Any]:
-        now = self._now()
+    async def register(self, server: dict[str, Any], status: str) -> ServerRecord:
+        now = self.now_ms()
         self.ctx.storage.exec(
             "INSERT INTO servers (id, name, url, capabilities, capacity, metadata, status,"
             " registered_at_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -77,51 +123,80 @@ class ServerRegistry(DurableObjectLogic):
             now,
             now,
         )
-        return await self.get(server["id"])  # type: ignore[return-value]
+        found = self._server(server["id"])
+        assert found is not None
+        return found
 
     @rpc
-    async def get(self, server_id: str) -> dict[str, Any] | None:
-        rows = self.ctx.storage.exec("SELECT * FROM servers WHERE id = ?", server_id)
-        return _record(rows[0], self._assigned().get(server_id, 0)) if rows else None
+    async def get(self, server_id: str) -> ServerRecord:
+        found = self._server(server_id)
+        if found is None:
+            raise NotFound("no such server")
+        return found
 
     @rpc
-    async def servers(self) -> list[dict[str, Any]]:
+    async def servers(self) -> list[ServerRecord]:
         assigned = self._assigned()
         rows = self.ctx.storage.exec("SELECT * FROM servers ORDER BY registered_at_ms, id")
         return [_record(r, assigned.get(r["id"], 0)) for r in rows]
 
     @rpc
-    async def remove(self, server_id: str) -> dict[str, Any]:
-        """Forget a server; returns `{removed, tasks}`: the tasks it held, to reassign."""
+    async def remove(self, server_id: str) -> Removal:
+        """Forget a server; `tasks` are the tasks it held, to reassign."""
         storage = self.ctx.storage
 
-        def remove() -> dict[str, Any]:
-            tasks = [
-                r["task_id"]
-                for r in storage.exec(
-                    "SELECT task_id FROM assignments WHERE server_id = ?", server_id
-                )
-            ]
+        def remove() -> Removal:
+            held = storage.exec("SELECT task_id FROM assignments WHERE server_id = ?", server_id)
             removed = storage.exec("SELECT id FROM servers WHERE id = ?", server_id)
             storage.exec("DELETE FROM assignments WHERE server_id = ?", server_id)
             storage.exec("DELETE FROM servers WHERE id = ?", server_id)
-            return {"removed": bool(removed), "tasks": tasks}
+            return Removal(removed=bool(removed), tasks=[r["task_id"] for r in held])
 
         return storage.transaction(remove)
 
     @rpc
-    async def report(self, server_id: str, fields: dict[str, Any]) -> bool:
-        """A heartbeat's figures; False if the server is unknown (deregistered)."""
-        rows = self.ctx.storage.exec(
-            "UPDATE servers SET load = ?, reported_active = ?, version = COALESCE(?, version),"
-            " last_seen_ms = ? WHERE id = ? RETURNING id",
-            fields.get("load"),
-            fields.get("active_tasks"),
-            fields.get("version"),
-            self._now(),
-            server_id,
-        )
-        return bool(rows)
+    async def report(self, server_id: str, fields: dict[str, Any]) -> Report:
+        """A heartbeat's figures; `known` False when the server is unknown (deregistered)."""
+        storage, now = self.ctx.storage, self.now_ms()
+        active = fields.get("active_tasks")
+        listed = active if isinstance(active, list) else None
+        count = len(listed) if listed is not None else active
+
+        def report() -> Report:
+            rows = storage.exec(
+                "UPDATE servers SET load = ?, reported_active = ?,"
+                " version = COALESCE(?, version), last_seen_ms = ? WHERE id = ? RETURNING id",
+                fields.get("load"),
+                count,
+                fields.get("version"),
+                now,
+                server_id,
+            )
+            if not rows:
+                return Report(known=False, lost=[])
+            return Report(known=True, lost=[] if listed is None else self._reconcile(
+                server_id, set(listed), now
+            ))  # fmt: skip
+
+        return storage.transaction(report)
+
+    def _reconcile(self, server_id: str, listed: set[str], now: int) -> list[str]:
+        storage, lost = self.ctx.storage, []
+        held = storage.exec("SELECT * FROM assignments WHERE server_id = ?", server_id)
+        for slot in held:
+            if slot["task_id"] in listed:
+                misses = 0
+            elif slot["assigned_ms"] <= now - EXPECT_AFTER_MS:
+                misses = slot["misses"] + 1
+            else:
+                continue  # too new: its dispatch may not have arrived before this heartbeat
+            if misses != slot["misses"]:
+                storage.exec(
+                    "UPDATE assignments SET misses = ? WHERE task_id = ?", misses, slot["task_id"]
+                )
+            if misses >= MISSES_TO_LOSE:
+                lost.append(slot["task_id"])
+        return lost
 
     @rpc
     async def set_status(self, server_id: str, status: str) -> list[str]:
@@ -136,7 +211,7 @@ class ServerRegistry(DurableObjectLogic):
 
     @rpc
     async def stale(self, older_than_ms: int) -> list[str]:
-        cutoff = self._now() - older_than_ms
+        cutoff = self.now_ms() - older_than_ms
         rows = self.ctx.storage.exec(
             "SELECT id FROM servers WHERE last_seen_ms < ? ORDER BY id", cutoff
         )
@@ -144,23 +219,22 @@ class ServerRegistry(DurableObjectLogic):
 
     @rpc
     async def acquire(
-        self, task_id: str, priority: int, required: list[str], exclude: list[str]
-    ) -> dict[str, Any] | None:
-        """Give `task_id` a slot on the best server, or None (it then waits its turn).
+        self, task_id: str, attempt: int, priority: int, required: list[str], exclude: list[str]
+    ) -> Slot | None:
+        """A slot for attempt `attempt` of `task_id` on the best server, or None (it waits its
+        turn). Higher priority first: while a higher-priority task is waiting, lower ones wait
+        too. Asking again for the same attempt returns the slot it holds."""
+        storage, now = self.ctx.storage, self.now_ms()
 
-        Higher priority first: while a higher-priority task is waiting, lower ones wait too.
-        """
-        storage = self.ctx.storage
-        now = self._now()
-
-        def acquire() -> dict[str, Any] | None:
+        def acquire() -> Slot | None:
             held = storage.exec(
                 "SELECT s.id, s.url FROM assignments a JOIN servers s ON s.id = a.server_id"
-                " WHERE a.task_id = ?",
+                " WHERE a.task_id = ? AND a.attempt = ?",
                 task_id,
+                attempt,
             )
-            if held:  # a retried call: the slot is already ours
-                return {"id": held[0]["id"], "url": held[0]["url"]}
+            if held:
+                return Slot(id=held[0]["id"], url=held[0]["url"])
             storage.exec("DELETE FROM waiting WHERE since_ms < ?", now - WAITER_TTL_MS)
             assigned = self._assigned()
             candidates = [
@@ -199,18 +273,62 @@ class ServerRegistry(DurableObjectLogic):
                 return None
             storage.exec("DELETE FROM waiting WHERE task_id = ?", task_id)
             storage.exec(
-                "INSERT INTO assignments (task_id, server_id, priority) VALUES (?, ?, ?)",
+                "INSERT INTO assignments (task_id, attempt, server_id, priority, assigned_ms)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET"
+                " attempt = excluded.attempt, server_id = excluded.server_id,"
+                " assigned_ms = excluded.assigned_ms, misses = 0",
                 task_id,
+                attempt,
                 chosen.id,
                 priority,
+                now,
             )
             storage.exec("UPDATE servers SET last_assigned_ms = ? WHERE id = ?", now, chosen.id)
             url = storage.exec("SELECT url FROM servers WHERE id = ?", chosen.id)[0]["url"]
-            return {"id": chosen.id, "url": url}
+            return Slot(id=chosen.id, url=url)
 
         return storage.transaction(acquire)
 
     @rpc
-    async def release(self, task_id: str) -> None:
-        self.ctx.storage.exec("DELETE FROM assignments WHERE task_id = ?", task_id)
+    async def release(self, task_id: str, attempt: int) -> None:
+        """Free the slot of attempt `attempt` (never a later attempt's): idempotent."""
+        self.ctx.storage.exec(
+            "DELETE FROM assignments WHERE task_id = ? AND attempt = ?", task_id, attempt
+        )
         self.ctx.storage.exec("DELETE FROM waiting WHERE task_id = ?", task_id)
+
+
+class ServerRegistryClient(ObjectClient):
+    @classmethod
+    def of(cls, services: Services) -> ServerRegistryClient:
+        return cls(services.namespace(names.REGISTRY).get(NAME))
+
+    async def register(self, server: dict[str, Any], status: str) -> ServerRecord:
+        return await self.invoke(ServerRegistry.register, server, status)
+
+    async def get(self, server_id: str) -> ServerRecord:
+        return await self.invoke(ServerRegistry.get, server_id)
+
+    async def servers(self) -> list[ServerRecord]:
+        return await self.invoke(ServerRegistry.servers)
+
+    async def remove(self, server_id: str) -> Removal:
+        return await self.invoke(ServerRegistry.remove, server_id)
+
+    async def report(self, server_id: str, fields: dict[str, Any]) -> Report:
+        return await self.invoke(ServerRegistry.report, server_id, fields)
+
+    async def set_status(self, server_id: str, status: str) -> list[str]:
+        return await self.invoke(ServerRegistry.set_status, server_id, status)
+
+    async def stale(self, older_than_ms: int) -> list[str]:
+        return await self.invoke(ServerRegistry.stale, older_than_ms)
+
+    async def acquire(
+        self, task_id: str, attempt: int, priority: int, required: list[str], exclude: list[str]
+    ) -> Slot | None:
+        return await self.invoke(ServerRegistry.acquire, task_id, attempt, priority, required,
+                                 exclude)  # fmt: skip
+
+    async def release(self, task_id: str, attempt: int) -> None:
+        await self.invoke(ServerRegistry.release, task_id, attempt)

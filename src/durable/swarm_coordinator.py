@@ -20,18 +20,24 @@ keeps the alarm alive: with no device connected, the alarm is set only for a bro
 change made due, so a watched idle swarm costs no invocation at all.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 from typing import Any
 
 from clock import rfc3339_ms
 from durable.base import AlarmInfo, DurableObjectLogic, ObjectRequest, ObjectResponse, rpc
+from durable.rpc import ObjectClient
+from errors import NotFound
 from ids import new_id
 from logs import event, get_logger
 from ports import Socket
+from services import Services
 from swarms import credentials, views, watchers
 from swarms.handlers import handle
-from swarms.protocol import PING, PONG, ProtocolError, deliver, frame, hang_up, parse
+from swarms.models import SWARMS
+from swarms.protocol import PING, PONG, Join, ProtocolError, Resume, deliver, frame, hang_up, parse
 from swarms.scheduling import INITIAL_QUOTA, Speed, presence, weights
 from swarms.store import SwarmStore
 from swarms.work import Work
@@ -44,8 +50,8 @@ JOIN_TIMEOUT = 4002  # no JOIN or RESUME within join_timeout_s of the upgrade
 AUTH_FAILURES_PER_MINUTE = 20
 
 
-def _error(code: str, message: str, status: int) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "status": status}}
+type Doc = dict[str, Any]
+type View = dict[str, Any]
 
 
 class SwarmCoordinator(DurableObjectLogic):
@@ -53,37 +59,41 @@ class SwarmCoordinator(DurableObjectLogic):
         self.store = SwarmStore(self.ctx.storage)
         self.ctx.sockets.set_auto_response(PING, PONG)
 
-    def _now(self) -> int:
-        return self.ctx.services.clock.now_ms()
-
     def bump(self, doc: dict[str, Any]) -> int:
         """A change devices should see: a new version, and a broadcast due (coalesced)."""
         doc["version"] += 1
         if doc.get("broadcast_at") is None:
             interval = doc["settings"]["broadcast_interval_ms"]
-            doc["broadcast_at"] = max(self._now(), doc.get("last_broadcast_ms", 0) + interval)
+            doc["broadcast_at"] = max(self.now_ms(), doc.get("last_broadcast_ms", 0) + interval)
         return doc["version"]
 
     def work(self, doc: dict[str, Any]) -> Work:
-        return Work(self.store, doc, self._now(), self.bump, self._device_sockets())
+        return Work(self.store, doc, self.now_ms(), self.bump, self._device_sockets())
+
+    def device_sockets(self) -> list[Socket]:
+        return self.ctx.sockets.sockets("device")
+
+    def _swarm(self) -> Doc:
+        doc = self.store.swarm()
+        if doc is None:
+            raise NotFound("no such swarm")
+        return doc
 
     # --- RPC (from the API) ---
 
     @rpc
-    async def create(self, spec: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, spec: dict[str, Any]) -> View:
         doc = self.store.swarm()
         if doc is None:
             self.store.install()
-            doc = {**spec, "created_ms": self._now(), "version": 0, "last_broadcast_ms": 0}
+            doc = {**spec, "created_ms": self.now_ms(), "version": 0, "last_broadcast_ms": 0}
             self.store.save_swarm(doc)
-        return {"swarm": views.swarm_view(doc)}
+        return views.swarm_view(doc)
 
     @rpc
-    async def snapshot(self) -> dict[str, Any]:
-        doc = self.store.swarm()
-        if doc is None:
-            return _error("not_found", "no such swarm", 404)
-        now, sockets = self._now(), self._device_sockets()
+    async def snapshot(self) -> View:
+        doc = self._swarm()
+        now, sockets = self.now_ms(), self._device_sockets()
         rows = self.store.devices()
         speeds = {d["id"]: Speed(d["score"], d["ms_per_chunk"]) for d in rows}
         weight, in_flight = weights(speeds), self.store.in_flight()
@@ -108,19 +118,16 @@ class SwarmCoordinator(DurableObjectLogic):
             for r in self.store.recent_log()
         ]
         return {
-            "swarm": {
-                **views.swarm_view(doc),
-                "devices": devices,
-                "jobs": [views.job_view(j) for j in jobs],
-                "log": log_lines,
-            },
+            **views.swarm_view(doc),
+            "devices": devices,
+            "jobs": [views.job_view(j) for j in jobs],
+            "log": log_lines,
         }
 
     @rpc
-    async def invite(self, max_uses: int, ttl_s: int) -> dict[str, Any]:
-        if self.store.swarm() is None:
-            return _error("not_found", "no such swarm", 404)
-        token, now = credentials.new_token(), self._now()
+    async def invite(self, max_uses: int, ttl_s: int) -> View:
+        self._swarm()
+        token, now = credentials.new_token(), self.now_ms()
         expires = now + ttl_s * 1000
         self.store.exec(
             "INSERT INTO invites (digest, expires_ms, max_uses, created_ms) VALUES (?, ?, ?, ?)",
@@ -129,14 +136,12 @@ class SwarmCoordinator(DurableObjectLogic):
             max_uses,
             now,
         )
-        return {"invite": {"token": token, "expires_at": rfc3339_ms(expires), "max_uses": max_uses}}
+        return {"token": token, "expires_at": rfc3339_ms(expires), "max_uses": max_uses}
 
     @rpc
-    async def add_job(self, spec: dict[str, Any]) -> dict[str, Any]:
-        doc = self.store.swarm()
-        if doc is None:
-            return _error("not_found", "no such swarm", 404)
-        now = self._now()
+    async def add_job(self, spec: dict[str, Any]) -> View:
+        doc = self._swarm()
+        now = self.now_ms()
         job_id = new_id(now, prefix="job_")
         version = self.bump(doc)
 
@@ -170,15 +175,16 @@ class SwarmCoordinator(DurableObjectLogic):
         await self._finish(doc)
         job = self.store.job(job_id)
         assert job is not None
-        return {"job": views.job_view(job)}
+        return views.job_view(job)
 
     @rpc
-    async def get_job(self, job_id: str) -> dict[str, Any]:
-        job = self.store.job(job_id) if self.store.swarm() is not None else None
+    async def get_job(self, job_id: str) -> View:
+        self._swarm()
+        job = self.store.job(job_id)
         if job is None:
-            return _error("not_found", "no such job", 404)
+            raise NotFound("no such job")
         chunks = self.store.exec("SELECT * FROM chunks WHERE job_id = ? ORDER BY idx", job_id)
-        return {"job": {**views.job_view(job), "chunks": [views.chunk_view(c) for c in chunks]}}
+        return {**views.job_view(job), "chunks": [views.chunk_view(c) for c in chunks]}
 
     # --- sockets ---
 
@@ -187,7 +193,7 @@ class SwarmCoordinator(DurableObjectLogic):
         if not request.is_websocket_upgrade:
             return await super().on_request(request)
         if doc is None:
-            return ObjectResponse.json(_error("not_found", "no such swarm", 404)["error"], 404)
+            return ObjectResponse.json({"code": "not_found", "message": "no such swarm"}, 404)
         if request.query.get("watch"):
             return await self._watch(request, doc)
         origin = request.headers.get("origin")
@@ -196,7 +202,7 @@ class SwarmCoordinator(DurableObjectLogic):
             event(log, logging.WARNING, "audit: upgrade refused", swarm=doc["id"], origin=origin)
             return ObjectResponse.json({"code": "forbidden", "message": "origin not allowed"}, 403)
         pid = request.query.get("persistentId", "")[:64] or None
-        join_by = self._now() + int(doc["settings"].get("join_timeout_s", 10) * 1000)
+        join_by = self.now_ms() + int(doc["settings"].get("join_timeout_s", 10) * 1000)
         socket = self.ctx.sockets.accept(
             tags=["device"],
             attachment={"pid": pid, "dev": None, "bad": 0, "v": 0, "seen": 0, "join_by": join_by},
@@ -225,40 +231,38 @@ class SwarmCoordinator(DurableObjectLogic):
         meta = socket.attachment or {}
         if meta.get("closed"):
             return  # sent before our close reached the client
-        meta["seen"] = self._now()
+        meta["seen"] = self.now_ms()
         if message == PING:  # only when the auto-response did not answer it
             socket.attach(meta)
             deliver(socket, PONG)
             return
         try:
-            kind, data = parse(message)
-            if meta.get("dev") is None and kind not in ("JOIN", "RESUME"):
+            _, data = parse(message)
+            joining = isinstance(data, Join | Resume)
+            if meta.get("dev") is None and not joining:
                 raise ProtocolError("invalid", "send JOIN or RESUME first")
         except ProtocolError as exc:
             self.bad_frame(socket, meta, doc, exc.code, exc.message)
             return
-        if (
-            kind in ("JOIN", "RESUME")
-            and len(self._recent_failures(doc)) >= AUTH_FAILURES_PER_MINUTE
-        ):
+        if joining and len(self._recent_failures(doc)) >= AUTH_FAILURES_PER_MINUTE:
             self.bad_frame(
                 socket, meta, doc, "rate_limited", "too many failed joins; wait a minute"
             )
             await self._finish(doc)
             return
         socket.attach(meta)
-        await handle(self, socket, meta, doc, kind, data)
+        handle(self, socket, meta, doc, data)
         await self._finish(doc)
 
     def _recent_failures(self, doc: dict[str, Any]) -> list[int]:
-        since = self._now() - 60_000
+        since = self.now_ms() - 60_000
         return [at for at in doc.get("auth_failures", []) if at > since]
 
     def bad_frame(
         self, socket: Socket, meta: dict[str, Any], doc: dict[str, Any], code: str, message: str
     ) -> None:
         if code == "auth_failed":  # the window is kept in the document, trimmed as it goes
-            doc["auth_failures"] = [*self._recent_failures(doc), self._now()]
+            doc["auth_failures"] = [*self._recent_failures(doc), self.now_ms()]
         meta["bad"] = meta.get("bad", 0) + 1
         event(
             log,
@@ -292,7 +296,7 @@ class SwarmCoordinator(DurableObjectLogic):
         doc = self.store.swarm()
         if doc is None:
             return
-        sockets, now = self._device_sockets(), self._now()
+        sockets, now = self._device_sockets(), self.now_ms()
         for socket in self._unjoined():
             if (socket.attachment or {}).get("join_by", 0) <= now:
                 hang_up(socket, JOIN_TIMEOUT, "no JOIN or RESUME in time")
@@ -315,7 +319,7 @@ class SwarmCoordinator(DurableObjectLogic):
 
     def _broadcast(self, doc: dict[str, Any]) -> None:
         doc["broadcast_at"] = None
-        doc["last_broadcast_ms"] = self._now()
+        doc["last_broadcast_ms"] = self.now_ms()
         cache: dict[int | None, str] = {}
         for socket in self.ctx.sockets.sockets("device"):
             meta = socket.attachment or {}
@@ -327,7 +331,7 @@ class SwarmCoordinator(DurableObjectLogic):
             deliver(socket, cache[since])
             socket.attach({**meta, "v": doc["version"]})
         watchers.broadcast(
-            self.ctx.sockets.sockets(watchers.TAG), doc, self._now(), cache, self.state_frame
+            self.ctx.sockets.sockets(watchers.TAG), doc, self.now_ms(), cache, self.state_frame
         )
 
     def state_frame(self, doc: dict[str, Any], since: int | None) -> str:
@@ -364,7 +368,7 @@ class SwarmCoordinator(DurableObjectLogic):
         return max(seen) or None
 
     def new_device(self, doc: dict[str, Any], persistent_id: str | None) -> tuple[str, str]:
-        now = self._now()
+        now = self.now_ms()
         device_id, secret = new_id(now, prefix="dev_"), credentials.new_token()
         self.store.exec(
             "INSERT INTO devices (id, secret, persistent_id, quota, reliability, status,"
@@ -383,7 +387,7 @@ class SwarmCoordinator(DurableObjectLogic):
         """Save the swarm document and set the alarm: for presence and deadlines while a device
         is connected, and for the join deadline of a socket that has not joined."""
         self.store.save_swarm(doc)
-        now = self._now()
+        now = self.now_ms()
         times = [(s.attachment or {}).get("join_by", now) for s in self._unjoined()]
         if self._device_sockets():
             times.append(now + int(doc["settings"]["heartbeat_timeout_s"] * 250))
@@ -406,3 +410,25 @@ class SwarmCoordinator(DurableObjectLogic):
         target = min(times)
         if current is None or current > target or current < now - 60_000:
             await self.ctx.storage.set_alarm(target)
+
+
+class SwarmClient(ObjectClient):
+    @classmethod
+    def for_swarm(cls, services: Services, swarm_id: str) -> SwarmClient:
+        """Only for a swarm D1 knows (`swarms.registry`): any other id would wake an object."""
+        return cls(services.namespace(SWARMS).get(swarm_id))
+
+    async def create(self, spec: dict[str, Any]) -> View:
+        return await self.invoke(SwarmCoordinator.create, spec)
+
+    async def snapshot(self) -> View:
+        return await self.invoke(SwarmCoordinator.snapshot)
+
+    async def invite(self, max_uses: int, ttl_s: int) -> View:
+        return await self.invoke(SwarmCoordinator.invite, max_uses, ttl_s)
+
+    async def add_job(self, spec: dict[str, Any]) -> View:
+        return await self.invoke(SwarmCoordinator.add_job, spec)
+
+    async def get_job(self, job_id: str) -> View:
+        return await self.invoke(SwarmCoordinator.get_job, job_id)

@@ -1,84 +1,69 @@
 """TaskManager: one per task; its lifecycle, driven by RPC and its alarm.
 
-The task lives in this object's storage as one document plus its attempts. Anything that must
-happen elsewhere (releasing the server slot, the D1 projection) is written to the outbox in the
-same event and done after: an alarm retries what failed, so a crash loses nothing, and each
-effect is idempotent, so a retry duplicates nothing.
-
-Attempts: choose a server (the registry), record the attempt and its lease, `POST {url}/tasks`.
-Network errors, timeouts, 5xx, 408 and 429 retry the dispatch with capped, jittered backoff
-(honouring Retry-After); other 4xx fail the task. An attempt with no outcome by its deadline
-(`timeout_s`), or whose server goes down, ends and the task moves to another server while
-attempts remain. Only the holder of the current lease may report an outcome.
-
-RPC results are envelopes (`{"task": ...}` or `{"error": {...}}`): exceptions do not cross
-Workers RPC as Python exceptions.
+The task lives in this object's storage as one document plus its attempts. What follows from
+each event is decided by `tasks.lifecycle` (pure) and applied here in one transaction, with its
+effects in the outbox: freeing the server slot, the D1 projection, telling a server its task
+was cancelled. After every outbound call (the registry, the dispatch) the document is read
+again before anything is decided: on Cloudflare other events (a callback, a cancel) may have
+run meanwhile.
 """
+
+from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, TypedDict
 
 import correlation
+from durable import document, outbox
 from durable.base import AlarmInfo, DurableObjectLogic, rpc
+from durable.document import Doc, Document
+from durable.outbox import Effect, Outbox
+from durable.rpc import ObjectClient
+from durable.server_registry import ServerRegistryClient
+from errors import NotFound
 from ids import new_id
 from logs import event, get_logger
 from ports import HttpError
-from tasks import records
+from services import Services
+from tasks import lifecycle, records
 from tasks import settings as names
-from tasks.retry import Backoff, next_delay_ms, should_retry
+from tasks.lifecycle import CANCEL, PROJECT, RELEASE, Answer, Step
 from tasks.settings import TaskSettings
-from tasks.states import IN_FLIGHT, TERMINAL, TaskStatus, can_transition
+from tasks.states import IN_FLIGHT, TERMINAL, TaskStatus
 
 log = get_logger("tasks")
-BACKOFF = Backoff(base_ms=500, cap_ms=30_000)
-OUTBOX_RETRY_MS = 2_000
-ERROR_EXCERPT = records.ERROR_EXCERPT
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS task (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS attempts (
-        n INTEGER PRIMARY KEY, server_id TEXT NOT NULL, lease_id TEXT NOT NULL,
-        started_ms INTEGER NOT NULL, ended_ms INTEGER, outcome TEXT, error TEXT)""",
-    "CREATE TABLE IF NOT EXISTS outbox (kind TEXT PRIMARY KEY)",
-)
+CANCEL_TRIES = 3  # telling a server is best effort
+ATTEMPTS = """CREATE TABLE IF NOT EXISTS attempts (
+    n INTEGER PRIMARY KEY, server_id TEXT NOT NULL, lease_id TEXT NOT NULL,
+    started_ms INTEGER NOT NULL, ended_ms INTEGER, outcome TEXT, error TEXT)"""
+
+type TaskView = dict[str, Any]
 
 
-def _error(code: str, message: str, status: int) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "status": status}}
+class Created(TypedDict):
+    task: TaskView
+    created: bool
 
 
 class TaskManager(DurableObjectLogic):
+    SCHEMA = (document.SCHEMA, ATTEMPTS, outbox.SCHEMA)
+
     def on_start(self) -> None:
-        for statement in _SCHEMA:
-            self.ctx.storage.exec(statement)
-        self.settings = TaskSettings.from_config(self.ctx.services.config)
+        super().on_start()
+        self.settings = TaskSettings.from_config(self.services.config)
+        self.rules = lifecycle.Settings(
+            wait_poll_ms=self.settings.wait_poll_ms, dispatch_tries=self.settings.dispatch_tries
+        )
+        self.doc = Document(self.ctx.storage)
+        self.outbox = Outbox(
+            self.ctx.storage,
+            now_ms=self.now_ms,
+            deliver={RELEASE: self._release, PROJECT: self._project, CANCEL: self._tell_cancel},
+            max_tries={CANCEL: CANCEL_TRIES},
+        )
 
     # --- storage ---
-
-    def _load(self) -> dict[str, Any] | None:
-        rows = self.ctx.storage.exec("SELECT doc FROM task WHERE id = 1")
-        return json.loads(rows[0]["doc"]) if rows else None
-
-    def _save(self, doc: dict[str, Any], *effects: str, project: bool = True) -> None:
-        """Persist the task (new version) and queue its effects, atomically.
-
-        `project=False` for changes the D1 projection does not show (dispatch bookkeeping,
-        progress), which saves a D1 write.
-        """
-        doc["version"] += 1
-        doc["updated_ms"] = self._now()
-        storage = self.ctx.storage
-
-        def write() -> None:
-            storage.exec(
-                "INSERT INTO task (id, doc) VALUES (1, ?)"
-                " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                json.dumps(doc),
-            )
-            for kind in (*effects, *(["project"] if project else [])):
-                storage.exec("INSERT OR IGNORE INTO outbox (kind) VALUES (?)", kind)
-
-        storage.transaction(write)
 
     def _attempts(self) -> list[dict[str, Any]]:
         return self.ctx.storage.exec(
@@ -86,171 +71,138 @@ class TaskManager(DurableObjectLogic):
             " FROM attempts ORDER BY n"
         )
 
-    def _now(self) -> int:
-        return self.ctx.services.clock.now_ms()
-
-    def _view(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, doc: Doc) -> TaskView:
         return records.view(doc, self._attempts())
+
+    def _load(self) -> Doc:
+        doc = self.doc.load()
+        if doc is None:
+            raise NotFound("no such task")
+        return doc
+
+    async def _apply(self, step: Step) -> Doc:
+        """Write what `step` decided (one transaction), set the alarm it needs, then deliver
+        its effects."""
+        storage = self.ctx.storage
+
+        def write() -> None:
+            if step.opened is not None:
+                o = step.opened
+                storage.exec(
+                    "INSERT INTO attempts (n, server_id, lease_id, started_ms) VALUES (?, ?, ?, ?)",
+                    o.n, o.server_id, o.lease_id, o.started_ms,
+                )  # fmt: skip
+            if step.closed is not None:
+                c = step.closed
+                storage.exec(
+                    "UPDATE attempts SET ended_ms = ?, outcome = ?, error = ?"
+                    " WHERE n = ? AND ended_ms IS NULL",
+                    c.ended_ms, c.outcome, (c.error or "")[: records.ERROR_EXCERPT] or None, c.n,
+                )  # fmt: skip
+            if step.changed:
+                self.doc.save(step.doc)
+            self.outbox.put(*(self._effect(kind, step.doc) for kind in step.effects))
+
+        if step.changed or step.effects or step.opened or step.closed:
+            storage.transaction(write)
+        if not step.keep_alarm:
+            await self._arm(step.alarm_ms)
+        await self.outbox.drain()
+        await self._arm_for_outbox()
+        return step.doc
+
+    def _effect(self, kind: str, doc: Doc) -> Effect:
+        if kind == RELEASE:
+            return Effect(f"release:{doc['attempt']}", RELEASE, str(doc["attempt"]))
+        if kind == CANCEL:
+            body = json.dumps({"url": doc["server_url"], "lease": doc["lease_id"]})
+            return Effect(f"cancel:{doc['attempt']}", CANCEL, body)
+        return Effect(PROJECT, PROJECT)
+
+    async def _arm(self, at_ms: int | None) -> None:
+        due = [t for t in (at_ms, self.outbox.next_due_ms()) if t is not None]
+        if due:
+            await self.ctx.storage.set_alarm(min(due))
+        else:
+            await self.ctx.storage.delete_alarm()
+
+    async def _arm_for_outbox(self) -> None:
+        due = self.outbox.next_due_ms()
+        if due is not None:
+            current = await self.ctx.storage.get_alarm()
+            if current is None or current > due:
+                await self.ctx.storage.set_alarm(due)
 
     # --- RPC ---
 
     @rpc
-    async def create(self, spec: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, spec: dict[str, Any]) -> Created:
         """Create the task once; a repeated call returns it as it is."""
-        existing = self._load()
+        existing = self.doc.load()
         if existing is not None:
-            return {"task": self._view(existing), "created": False}
-        now = self._now()
-        doc = {
-            "id": spec["id"],
-            "type": spec["type"],
-            "payload": spec["payload"],
-            "priority": spec["priority"],
-            "required": spec["required_capabilities"],
-            "timeout_s": spec["timeout_s"],
-            "max_attempts": spec["max_attempts"],
-            "correlation_id": spec.get("correlation_id") or spec["id"],
-            "status": TaskStatus.PENDING.value,
-            "attempt": 0,
-            "server_id": None,
-            "server_url": None,
-            "lease_id": None,
-            "phase": None,
-            "dispatch_tries": 0,
-            "deadline_ms": None,
-            "exclude": [],
-            "result": None,
-            "error": None,
-            "progress": None,
-            "created_ms": now,
-            "updated_ms": now,
-            "version": 0,
-        }
-        self._save(doc)
-        await self.ctx.storage.set_alarm(now)
-        await self._flush()
-        return {"task": self._view(doc), "created": True}
+            return Created(task=self._view(existing), created=False)
+        doc = await self._apply(lifecycle.new_task(spec, self.now_ms()))
+        return Created(task=self._view(doc), created=True)
 
     @rpc
-    async def get(self) -> dict[str, Any] | None:
-        doc = self._load()
-        return None if doc is None else self._view(doc)
+    async def get(self) -> TaskView:
+        return self._view(self._load())
 
     @rpc
     async def update(
         self, server_id: str | None, lease_id: str | None, change: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Apply `PUT /api/task/{id}`; `server_id` is set when a server's credential calls."""
+    ) -> TaskView:
+        """`PUT /api/task/{id}`; `server_id` is set when a server's credential calls."""
         doc = self._load()
-        if doc is None:
-            return _error("not_found", "no such task", 404)
-        new = TaskStatus(change["status"])
-        current = TaskStatus(doc["status"])
-        if server_id is not None:
-            holds = (
-                current in IN_FLIGHT
-                and doc["server_id"] == server_id
-                and (lease_id is None or lease_id == doc["lease_id"])
-            )
-            repeat = (
-                current == new
-                and current in TERMINAL
-                and doc["server_id"] == server_id
-                and lease_id == doc["lease_id"]
-            )
-            if repeat:
-                return {"task": self._view(doc)}
-            if not holds:
-                return _error("lease_lost", "this server no longer holds the task", 409)
-        if not can_transition(current, new):
-            return _error(
-                "invalid_transition", f"a {current.value} task cannot become {new.value}", 409
-            )
-        if change.get("progress") is not None:
-            doc["progress"] = change["progress"]
-        if new == TaskStatus.RUNNING:
-            doc["status"] = new.value
-            doc["phase"] = "acked"
-            self._save(doc, project=current != new)
-        else:
-            doc["result"] = change.get("result")
-            doc["error"] = change.get("error")
-            if new == TaskStatus.SUCCEEDED:
-                doc["progress"] = 1.0
-            self._finish(doc, new, outcome=new.value, error=change.get("error"))
-            await self.ctx.storage.delete_alarm()
-        await self._flush()
-        return {"task": self._view(doc)}
+        step = lifecycle.reported(doc, server_id, lease_id, change, self.now_ms())
+        return self._view(await self._apply(step))
 
     @rpc
-    async def server_lost(self, server_id: str) -> bool:
-        doc = self._load()
-        if doc is None or doc["status"] not in IN_FLIGHT or doc["server_id"] != server_id:
-            return False
-        self._end_attempt(doc, "server_lost", f"server {server_id} went down")
-        await self.ctx.storage.set_alarm(self._now())
-        await self._flush()
-        return True
+    async def server_lost(self, server_id: str, outcome: str) -> bool:
+        """The server holding the task went down (`server_lost`) or stopped listing it
+        (`lost`); False when the task is not (or no longer) on that server."""
+        step = lifecycle.server_lost(self._load(), server_id, self.now_ms(), outcome=outcome)
+        await self._apply(step)
+        return step.changed
 
     # --- the alarm: move the task along ---
 
     async def on_alarm(self, info: AlarmInfo) -> None:
-        doc = self._load()
+        doc = self.doc.load()
         if doc is None:
             return
-        token = correlation.bind(doc["correlation_id"])
-        try:
-            await self._drive(doc)
-            await self._flush()
-        finally:
-            correlation.reset(token)
+        with correlation.bound(doc["correlation_id"]):
+            if TaskStatus(doc["status"]) in TERMINAL:
+                await self._apply(Step(doc, alarm_ms=None, changed=False))  # effects left over
+                return
+            timed_out = lifecycle.deadline_passed(doc, self.now_ms())
+            if timed_out is not None:
+                doc = await self._apply(timed_out)
+            if doc["status"] == TaskStatus.PENDING.value:
+                doc = await self._assign(doc)
+            if doc["phase"] == "dispatching":
+                await self._dispatch(doc)
+            elif TaskStatus(doc["status"]) in IN_FLIGHT:
+                await self._arm(doc["deadline_ms"])
 
-    async def _drive(self, doc: dict[str, Any]) -> None:
-        status = TaskStatus(doc["status"])
-        if status in TERMINAL:
-            return
-        if status in IN_FLIGHT and self._now() >= doc["deadline_ms"]:
-            self._end_attempt(doc, "timed_out", f"no outcome within {doc['timeout_s']}s")
-            status = TaskStatus(doc["status"])
-        if status == TaskStatus.PENDING and not await self._assign(doc):
-            return
-        if doc["phase"] == "dispatching":
-            await self._dispatch(doc)
-        else:
-            await self.ctx.storage.set_alarm(doc["deadline_ms"])
+    async def _assign(self, doc: Doc) -> Doc:
+        attempt = doc["attempt"] + 1
+        registry = ServerRegistryClient.of(self.services)
+        slot = await registry.acquire(
+            doc["id"], attempt, doc["priority"], doc["required"], doc["exclude"]
+        )
+        latest, now = self._load(), self.now_ms()
+        if latest["status"] != TaskStatus.PENDING.value or latest["attempt"] + 1 != attempt:
+            if slot is not None:  # the task moved on while we asked (a cancel): free it
+                await registry.release(doc["id"], attempt)
+            return latest
+        if slot is None:
+            return await self._apply(lifecycle.waiting(latest, now, self.rules))
+        lease = new_id(now, prefix="lse_")
+        return await self._apply(lifecycle.assigned(latest, dict(slot), lease, now))
 
-    async def _assign(self, doc: dict[str, Any]) -> bool:
-        registry = self.ctx.services.namespace(names.REGISTRY).get("global")
-        server = await registry.call(
-            "acquire", doc["id"], doc["priority"], doc["required"], doc["exclude"]
-        )
-        now = self._now()
-        if server is None:
-            await self.ctx.storage.set_alarm(now + self.settings.wait_poll_ms)
-            return False
-        doc["attempt"] += 1
-        doc.update(
-            status=TaskStatus.ASSIGNED.value,
-            server_id=server["id"],
-            server_url=server["url"],
-            lease_id=new_id(now, prefix="lse_"),
-            phase="dispatching",
-            dispatch_tries=0,
-            deadline_ms=now + int(doc["timeout_s"] * 1000),
-        )
-        self.ctx.storage.exec(
-            "INSERT INTO attempts (n, server_id, lease_id, started_ms) VALUES (?, ?, ?, ?)",
-            doc["attempt"],
-            server["id"],
-            doc["lease_id"],
-            now,
-        )
-        self._save(doc)
-        return True
-
-    async def _dispatch(self, doc: dict[str, Any]) -> None:
-        now = self._now()
-        remaining_s = (doc["deadline_ms"] - now) / 1000
+    async def _dispatch(self, doc: Doc) -> None:
+        remaining_s = (doc["deadline_ms"] - self.now_ms()) / 1000
         body = {
             "id": doc["id"],
             "type": doc["type"],
@@ -260,11 +212,8 @@ class TaskManager(DurableObjectLogic):
             "timeout_s": doc["timeout_s"],
             "callback_url": f"{self.settings.public_url}/api/task/{doc['id']}",
         }
-        status: int | None = None
-        retry_after = None
-        failure: HttpError | None = None
         try:
-            response = await self.ctx.services.http.request(
+            response = await self.services.http.request(
                 "POST",
                 f"{doc['server_url']}/tasks",
                 json=body,
@@ -272,99 +221,55 @@ class TaskManager(DurableObjectLogic):
                 timeout_s=max(0.1, min(self.settings.dispatch_timeout_s, remaining_s)),
             )
             # Only the status: a peer's body never lands in a task (readable with tasks:read).
-            status = response.status
-            retry_after = response.headers.get("retry-after")
+            answer = Answer(response.status, response.headers.get("retry-after"))
         except HttpError as exc:
-            failure = exc
-        # The callback may have landed while we waited (Cloudflare interleaves at awaits).
-        latest = self._load()
-        if (
-            latest is None
-            or latest["lease_id"] != doc["lease_id"]
-            or latest["phase"] != "dispatching"
-        ):
-            return
-        doc.clear()
-        doc.update(latest)
-        if status is not None and 200 <= status < 300:
-            doc["phase"] = "acked"
-            self._save(doc, project=False)
-            await self.ctx.storage.set_alarm(doc["deadline_ms"])
-            return
-        where = f"dispatch to {doc['server_id']}"
-        if failure is None and not should_retry(status):
-            doc["error"] = f"{where} refused: HTTP {status}"
-            self._finish(doc, TaskStatus.FAILED, outcome="rejected", error=doc["error"])
-            return
-        doc["dispatch_tries"] += 1
-        reason = f"{where}: HTTP {status}" if failure is None else f"{where}: {failure}"
-        refused = failure is not None and failure.kind == "refused"  # retrying cannot help
-        if refused or doc["dispatch_tries"] >= self.settings.dispatch_tries:
-            self._end_attempt(doc, "dispatch_failed", reason)
-            await self.ctx.storage.set_alarm(self._now())
-            return
-        self._save(doc, project=False)
-        delay = next_delay_ms(doc["dispatch_tries"] - 1, status, retry_after, self._now(), BACKOFF)
-        event(log, logging.INFO, "dispatch retry", task_id=doc["id"], reason=reason, in_ms=delay)
-        await self.ctx.storage.set_alarm(min(self._now() + delay, doc["deadline_ms"]))
-
-    # --- transitions ---
-
-    def _close_attempt(self, doc: dict[str, Any], outcome: str, error: str | None) -> None:
-        self.ctx.storage.exec(
-            "UPDATE attempts SET ended_ms = ?, outcome = ?, error = ?"
-            " WHERE n = ? AND ended_ms IS NULL",
-            self._now(),
-            outcome,
-            (error or "")[:ERROR_EXCERPT] or None,
-            doc["attempt"],
+            answer = Answer(failure=exc.kind, detail=str(exc))
+        step = lifecycle.dispatched(
+            self._load(), doc["lease_id"], answer, self.now_ms(), self.rules
         )
+        if step.changed and step.doc["phase"] == "dispatching":
+            event(log, logging.INFO, "dispatch retry", task_id=doc["id"], status=answer.status,
+                  failure=answer.failure, at_ms=step.alarm_ms)  # fmt: skip
+        await self._apply(step)
 
-    def _end_attempt(self, doc: dict[str, Any], outcome: str, error: str) -> None:
-        """The attempt ended without an outcome: move on, or give up when none remain."""
-        self._close_attempt(doc, outcome, error)
-        if doc["server_id"] not in doc["exclude"]:
-            doc["exclude"].append(doc["server_id"])
-        doc.update(server_id=None, server_url=None, lease_id=None, phase=None, deadline_ms=None)
-        if doc["attempt"] < doc["max_attempts"]:
-            doc["status"] = TaskStatus.PENDING.value
-        else:
-            final = TaskStatus.TIMED_OUT if outcome == "timed_out" else TaskStatus.FAILED
-            doc["status"] = final.value
-            doc["error"] = f"gave up after {doc['attempt']} attempts: {error}"
-        self._save(doc, "release")
-        event(
-            log, logging.WARNING, "attempt ended", task_id=doc["id"], outcome=outcome, error=error
-        )
+    # --- effects (the outbox's deliveries) ---
 
-    def _finish(self, doc: dict[str, Any], status: TaskStatus, *, outcome: str, error: Any) -> None:
-        if doc["attempt"]:
-            self._close_attempt(doc, outcome, None if error is None else str(error))
-        # The lease stays: the server that finished may repeat its final callback safely.
-        doc.update(status=status.value, phase=None, deadline_ms=None)
-        self._save(doc, "release")
-
-    # --- the outbox ---
-
-    async def _flush(self) -> None:
-        pending = [r["kind"] for r in self.ctx.storage.exec("SELECT kind FROM outbox")]
-        if not pending:
-            return
+    async def _release(self, attempt: str) -> None:
         doc = self._load()
-        try:
-            if "release" in pending:
-                registry = self.ctx.services.namespace(names.REGISTRY).get("global")
-                await registry.call("release", doc["id"])
-                self.ctx.storage.exec("DELETE FROM outbox WHERE kind = 'release'")
-            if "project" in pending:
-                await self._project(doc)
-                self.ctx.storage.exec("DELETE FROM outbox WHERE kind = 'project'")
-        except Exception:
-            log.warning("outbox flush failed; retrying", exc_info=True)
-            alarm = await self.ctx.storage.get_alarm()
-            retry_at = self._now() + OUTBOX_RETRY_MS
-            if alarm is None or alarm > retry_at:
-                await self.ctx.storage.set_alarm(retry_at)
+        await ServerRegistryClient.of(self.services).release(doc["id"], int(attempt))
 
-    async def _project(self, doc: dict[str, Any]) -> None:
-        await self.ctx.services.database.batch(records.projection(doc, self._attempts()))
+    async def _project(self, _: str) -> None:
+        doc = self._load()
+        await self.services.database.batch(records.projection(doc, self._attempts()))
+
+    async def _tell_cancel(self, body: str) -> None:
+        """Best effort: the server that holds a cancelled task may stop working on it."""
+        where, doc = json.loads(body), self._load()
+        response = await self.services.http.request(
+            "POST",
+            f"{where['url']}/tasks/{doc['id']}/cancel",
+            headers={"X-Apiary-Lease": where["lease"]},
+            timeout_s=self.settings.dispatch_timeout_s,
+        )
+        if response.status >= 500:
+            raise RuntimeError(f"cancel answered HTTP {response.status}")
+
+
+class TaskManagerClient(ObjectClient):
+    @classmethod
+    def for_task(cls, services: Services, task_id: str) -> TaskManagerClient:
+        return cls(services.namespace(names.TASKS).get(task_id))
+
+    async def create(self, spec: dict[str, Any]) -> Created:
+        return await self.invoke(TaskManager.create, spec)
+
+    async def get(self) -> TaskView:
+        return await self.invoke(TaskManager.get)
+
+    async def update(
+        self, server_id: str | None, lease_id: str | None, change: dict[str, Any]
+    ) -> TaskView:
+        return await self.invoke(TaskManager.update, server_id, lease_id, change)
+
+    async def server_lost(self, server_id: str, outcome: str) -> bool:
+        return await self.invoke(TaskManager.server_lost, server_id, outcome)

@@ -1,8 +1,14 @@
-"""What each valid client message does to a swarm (frames are parsed before they get here)."""
+"""What each valid client message does to a swarm (frames are parsed before they get here).
+
+Handlers see the swarm through `Swarm`, the narrow protocol the coordinator offers them (its
+store, its work, its frames), never the coordinator itself: this module does not import it.
+"""
+
+from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from logs import event, get_logger
 from ports import Socket
@@ -19,74 +25,76 @@ from swarms.protocol import (
     frame,
     hang_up,
 )
+from swarms.store import SwarmStore
 from swarms.views import wants_full
-
-if TYPE_CHECKING:
-    from durable.swarm_coordinator import SwarmCoordinator
+from swarms.work import Work
 
 log = get_logger("swarms")
 REPLACED = 4000  # another connection resumed as this device
 
+type Doc = dict[str, Any]
+type Meta = dict[str, Any]  # a socket's attachment
 
-async def handle(
-    swarm: "SwarmCoordinator",
-    socket: Socket,
-    meta: dict[str, Any],
-    doc: dict[str, Any],
-    kind: str,
-    data: Any,
-) -> None:
+
+class Swarm(Protocol):
+    """What a handler may use of the swarm it runs in."""
+
+    store: SwarmStore
+
+    def now_ms(self) -> int: ...
+
+    def bump(self, doc: Doc) -> int: ...
+
+    def work(self, doc: Doc) -> Work: ...
+
+    def bad_frame(self, socket: Socket, meta: Meta, doc: Doc, code: str, message: str) -> None: ...
+
+    def state_frame(self, doc: Doc, since: int | None) -> str: ...
+
+    def new_device(self, doc: Doc, persistent_id: str | None) -> tuple[str, str]: ...
+
+    def device_sockets(self) -> list[Socket]: ...
+
+
+def handle(swarm: Swarm, socket: Socket, meta: Meta, doc: Doc, message: object) -> None:
     device_id = meta.get("dev")
     store = swarm.store
-    if kind == "JOIN":
-        _join(swarm, socket, meta, doc, data)
-    elif kind == "RESUME":
-        _resume(swarm, socket, meta, doc, data)
-    elif kind == "DEVICE_REGISTER":
-        assert isinstance(data, DeviceRegister)
-        store.update_device(
-            device_id,
-            swarm.bump(doc),
-            name=data.name,
-            capabilities=json.dumps(data.capabilities.model_dump(exclude_none=True)),
-        )
-        swarm.work(doc).schedule()
-    elif kind == "BENCHMARK_RESULT":
-        assert isinstance(data, BenchmarkResult)
-        store.update_device(device_id, swarm.bump(doc), score=data.score)
-        swarm.work(doc).schedule()
-    elif kind == "JOB_PROGRESS":
-        assert isinstance(data, JobProgress)
-        swarm.work(doc).progress(device_id, data.chunkId, data.pct)
-    elif kind == "JOB_COMPLETE":
-        assert isinstance(data, JobComplete)
-        work = swarm.work(doc)
-        if not work.complete(device_id, data):
-            deliver(
-                socket,
-                frame(
-                    "SYSTEM_LOG",
-                    {"level": "info", "message": f"{data.chunkId}: not yours now; ignored"},
-                ),
+    match message:
+        case Join():
+            _join(swarm, socket, meta, doc, message)
+        case Resume():
+            _resume(swarm, socket, meta, doc, message)
+        case DeviceRegister(name=name, capabilities=capabilities):
+            store.update_device(
+                device_id,
+                swarm.bump(doc),
+                name=name,
+                capabilities=json.dumps(capabilities.model_dump(exclude_none=True)),
             )
-        work.schedule()
-    elif kind == "SYNC":
-        assert isinstance(data, Sync)
-        since = None if wants_full(data.version, doc["version"]) else data.version
-        deliver(socket, swarm.state_frame(doc, since))
-        socket.attach({**meta, "v": doc["version"]})
+            swarm.work(doc).schedule()
+        case BenchmarkResult(score=score):
+            store.update_device(device_id, swarm.bump(doc), score=score)
+            swarm.work(doc).schedule()
+        case JobProgress(chunkId=chunk_id, pct=pct):
+            swarm.work(doc).progress(device_id, chunk_id, pct)
+        case JobComplete():
+            work = swarm.work(doc)
+            if not work.complete(device_id, message):
+                note = {"level": "info", "message": f"{message.chunkId}: not yours now; ignored"}
+                deliver(socket, frame("SYSTEM_LOG", note))
+            work.schedule()
+        case Sync(version=version):
+            since = None if wants_full(version, doc["version"]) else version
+            deliver(socket, swarm.state_frame(doc, since))
+            socket.attach({**meta, "v": doc["version"]})
 
 
-def _refuse(
-    swarm: "SwarmCoordinator", socket: Socket, meta: dict[str, Any], doc: dict[str, Any], why: str
-) -> None:
+def _refuse(swarm: Swarm, socket: Socket, meta: Meta, doc: Doc, why: str) -> None:
     swarm.bad_frame(socket, meta, doc, "auth_failed", why)
 
 
-def _join(
-    swarm: "SwarmCoordinator", socket: Socket, meta: dict[str, Any], doc: dict[str, Any], data: Join
-) -> None:
-    store, now = swarm.store, swarm.ctx.services.clock.now_ms()
+def _join(swarm: Swarm, socket: Socket, meta: Meta, doc: Doc, data: Join) -> None:
+    store, now = swarm.store, swarm.now_ms()
     if meta.get("dev") is not None:
         _refuse(swarm, socket, meta, doc, "already joined")
         return
@@ -116,14 +124,8 @@ def _join(
     _welcome(swarm, socket, meta, doc, device_id, {"device_secret": secret})
 
 
-def _resume(
-    swarm: "SwarmCoordinator",
-    socket: Socket,
-    meta: dict[str, Any],
-    doc: dict[str, Any],
-    data: Resume,
-) -> None:
-    store, now = swarm.store, swarm.ctx.services.clock.now_ms()
+def _resume(swarm: Swarm, socket: Socket, meta: Meta, doc: Doc, data: Resume) -> None:
+    store, now = swarm.store, swarm.now_ms()
     device = store.device(data.device_id)
     why = (
         "unknown device"
@@ -146,7 +148,7 @@ def _resume(
         data.nonce,
         data.ts,
     )
-    for other in swarm.ctx.sockets.sockets("device"):
+    for other in swarm.device_sockets():
         if other is not socket and (other.attachment or {}).get("dev") == data.device_id:
             hang_up(other, REPLACED, "resumed elsewhere")
     # Chunks live on a connection: what the device held on its last one goes back to the queue.
@@ -157,12 +159,7 @@ def _resume(
 
 
 def _welcome(
-    swarm: "SwarmCoordinator",
-    socket: Socket,
-    meta: dict[str, Any],
-    doc: dict[str, Any],
-    device_id: str,
-    extra: dict[str, Any],
+    swarm: Swarm, socket: Socket, meta: Meta, doc: Doc, device_id: str, extra: dict[str, Any]
 ) -> None:
     socket.attach({**meta, "dev": device_id, "bad": 0, "v": doc["version"]})
     deliver(socket, frame("WELCOME", {"device_id": device_id, "swarm_id": doc["id"], **extra}))

@@ -4,14 +4,15 @@ Every change that devices should see bumps the swarm's `version` and stamps the 
 with it, so a STATE delta is "rows with a newer version" and costs no change log.
 """
 
-import json
 from typing import Any
 
+from durable import document
+from durable.document import Document
 from ports import ObjectStorage
 
 LOG_KEEP = 100
 SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS swarm (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL)",
+    document.SCHEMA,
     """CREATE TABLE IF NOT EXISTS invites (
         digest TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL, max_uses INTEGER NOT NULL,
         uses INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL)""",
@@ -46,9 +47,9 @@ class SwarmStore:
 
     def __init__(self, storage: ObjectStorage) -> None:
         self.storage = storage
-        self._stored: str | None = None  # the document as last read or written
+        self.doc = Document(storage)
         self.installed = bool(
-            storage.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'swarm'")
+            storage.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'doc'")
         )
 
     def install(self) -> None:
@@ -63,23 +64,12 @@ class SwarmStore:
     # --- the swarm document: identity, settings, version, broadcast bookkeeping ---
 
     def swarm(self) -> dict[str, Any] | None:
-        if not self.installed:
-            return None
-        rows = self.exec("SELECT doc FROM swarm WHERE id = 1")
-        self._stored = rows[0]["doc"] if rows else None
-        return None if self._stored is None else json.loads(self._stored)
+        return self.doc.load() if self.installed else None
 
     def save_swarm(self, doc: dict[str, Any]) -> None:
-        """Write the document if it changed: most events (progress, heartbeats) do not."""
-        text = json.dumps(doc)
-        if text == self._stored:
-            return
-        self.exec(
-            "INSERT INTO swarm (id, doc) VALUES (1, ?)"
-            " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-            text,
-        )
-        self._stored = text
+        """Write the document if it changed: most events (progress, heartbeats) do not. Its
+        version is the broadcast version (`SwarmCoordinator.bump`), not one per write."""
+        self.doc.save(doc, new_version=False)
 
     # --- rows ---
 

@@ -38,7 +38,13 @@ class ServerIn(Strict):
 
 class HeartbeatIn(Strict):
     load: float | None = Field(default=None, ge=0)
-    active_tasks: int | None = Field(default=None, ge=0)
+    # A count, or better the ids of the tasks the server is working on: a task it holds that
+    # two heartbeats leave out has lost its callback, and moves on without waiting out timeout_s.
+    active_tasks: (
+        Annotated[int, Field(ge=0)]
+        | Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=10_000)]
+        | None
+    ) = None
     version: str | None = Field(default=None, max_length=64)
 
 

@@ -15,7 +15,7 @@ async def test_job_runner_attempts_from_its_alarm_through_the_shell(
 ) -> None:
     state = jsfake.FakeDurableObjectState(name="every5min")
     runner = entry.JobRunner(state, env)
-    started = (await runner.start("every5min", "manual", 1_800_000_000_000)).to_py()
+    started = (await runner.start("every5min", "manual", 1_800_000_000_000)).to_py()["ok"]
     assert started["run"]["status"] == "queued"
     assert await state.storage.getAlarm() is not None
     await runner.alarm(jsfake.js_value({"retryCount": 0, "isRetry": False}))
@@ -38,17 +38,22 @@ async def test_rate_limiter_over_rpc_through_the_shell(jsfake: Any, entry: Any, 
     from workers.rpc import _EnvWrapper
 
     from cloudflare_adapters.services import services_from_env
+    from durable.rate_limiter import RateLimiterClient
+    from errors import InvalidInput
 
     services = services_from_env(_EnvWrapper(env))
-    stub = services.namespace("RATE_LIMITER").get("invites:s1")
-    first = await stub.call("acquire", 2, 60)
+    limiter = RateLimiterClient.for_key(services, "invites:s1")
+    first = await limiter.acquire(2, 60)
     assert first == {"allowed": True, "remaining": 1, "retry_after_s": 0}
-    assert (await stub.call("acquire", 2, 60))["allowed"] is True
-    refused = await stub.call("acquire", 2, 60)
+    assert (await limiter.acquire(2, 60))["allowed"] is True
+    refused = await limiter.acquire(2, 60)
     assert refused["allowed"] is False
     assert 1 <= refused["retry_after_s"] <= 60
-    other = services.namespace("RATE_LIMITER").get("invites:s2")
-    assert (await other.call("acquire", 2, 60))["allowed"] is True
+    other = RateLimiterClient.for_key(services, "invites:s2")
+    assert (await other.acquire(2, 60))["allowed"] is True
+    # A domain error crosses RPC as the same error.
+    with pytest.raises(InvalidInput, match="cost <= limit"):
+        await other.acquire(2, 60, 3)
     with pytest.raises(LookupError, match="NOPE"):
         services.namespace("NOPE")
 
@@ -115,8 +120,8 @@ async def test_swarm_coordinator_through_the_shell(jsfake: Any, entry: Any, env:
         "allowed_origins": [],
     }
     spec = {"id": "swm_01M8000000000000000000000", "name": "cf", "settings": settings}
-    assert (await swarm.create(spec)).to_py()["swarm"]["name"] == "cf"
-    invite = (await swarm.invite(1, 3600)).to_py()["invite"]["token"]
+    assert (await swarm.create(spec)).to_py()["ok"]["name"] == "cf"
+    invite = (await swarm.invite(1, 3600)).to_py()["ok"]["token"]
     url = "https://apiary.example/api/swarms/swm_01M8000000000000000000000/ws?persistentId=p"
     upgrade = await swarm.fetch(Request(jsfake.make_request(url, headers={"Upgrade": "websocket"})))
     assert upgrade.status == 101
@@ -130,6 +135,6 @@ async def test_swarm_coordinator_through_the_shell(jsfake: Any, entry: Any, env:
     assert frames[0]["data"]["device_id"].startswith("dev_")
     assert await state.deliver_message(server, "{bad", swarm) is True
     assert json.loads(client.received[-1])["data"]["code"] == "bad_json"
-    snapshot = (await swarm.snapshot()).to_py()["swarm"]
+    snapshot = (await swarm.snapshot()).to_py()["ok"]
     assert [d["status"] for d in snapshot["devices"]] == ["online"]
     assert await state.storage.getAlarm() is not None  # a socket is connected: presence sweeps

@@ -26,17 +26,28 @@ def wait_for(predicate: Callable[[], object], timeout_s: float, interval_s: floa
 
 
 @pytest.mark.anyio
-async def test_one_event_at_a_time_per_object(dev_server: Callable[..., DevServer]) -> None:
+async def test_the_input_gate_holds_across_storage_and_opens_at_awaits(
+    dev_server: Callable[..., DevServer],
+) -> None:
+    """As on Cloudflare: code between awaits runs alone (read-then-write with no await between
+    never collides), but events interleave while one awaits (read, await, write collides)."""
     server = dev_server(probe=True)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        responses = await asyncio.gather(
-            *(client.post("/probe/a/append", json={"value": f"v{i}"}) for i in range(40))
+        atomic = await asyncio.gather(
+            *(client.post("/probe/a/append_atomic", json={"value": f"v{i}"}) for i in range(40))
         )
-        assert [r.status_code for r in responses] == [200] * 40
-        seqs = sorted(r.json()["seq"] for r in responses)
-        assert seqs == list(range(1, 41))
+        assert [r.status_code for r in atomic] == [200] * 40
+        assert sorted(r.json()["seq"] for r in atomic) == list(range(1, 41))
         entries = (await client.get("/probe/a/entries")).json()
-    assert sorted(e["value"] for e in entries) == sorted(f"v{i}" for i in range(40))
+        assert sorted(e["value"] for e in entries) == sorted(f"v{i}" for i in range(40))
+        racing = await asyncio.gather(
+            *(
+                client.post("/probe/b/append", json={"value": f"r{i}", "together": 10})
+                for i in range(10)
+            )
+        )
+    # All ten read the same count before any wrote: one insert wins, the rest collide.
+    assert sorted(r.status_code for r in racing) == [200] + [500] * 9
 
 
 def test_acknowledged_writes_survive_sigkill(dev_server: Callable[..., DevServer]) -> None:

@@ -82,13 +82,26 @@ def test_servers_and_operators_cannot_pass_as_each_other(
         json={},
     )
     assert refused.status_code == 403
-    elsewhere = mint(
-        subject="server:srv_other", scopes=[], now_s=int(time.time()), ttl_s=60,
-        secret=JWT_SECRET, audience=SERVER_AUDIENCE, extra={"server_id": "srv_other"},
-    )  # fmt: skip
+    # Another server's real credential may not act for this one.
+    second = httpx.post(
+        f"{server.url}/api/servers",
+        headers={"Authorization": f"Bearer {admin_token()}"},
+        json={"name": "y", "url": backend(server).url, "capacity": 1},
+    ).json()
     other = httpx.post(
         f"{server.url}/api/servers/{server_id}/heartbeat",
-        headers={"Authorization": f"Bearer {elsewhere}"},
+        headers={"Authorization": f"Bearer {second['credential']}"},
         json={},
     )
     assert other.status_code == 403
+    # A server credential apiary never issued (signed right, but no such credential id): 401.
+    forged = mint(
+        subject="server:srv_other", scopes=[], now_s=int(time.time()), ttl_s=60,
+        secret=JWT_SECRET, audience=SERVER_AUDIENCE, extra={"server_id": server_id, "cid": "x"},
+    )  # fmt: skip
+    refused = httpx.post(
+        f"{server.url}/api/servers/{server_id}/heartbeat",
+        headers={"Authorization": f"Bearer {forged}"},
+        json={},
+    )
+    assert refused.status_code == 401

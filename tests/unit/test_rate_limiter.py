@@ -9,6 +9,7 @@ from apiary_local.meter import Meter
 from apiary_local.storage import LocalObjectStorage
 from durable.base import ObjectContext
 from durable.rate_limiter import RateLimiter
+from errors import InvalidInput
 from ports import Config
 from services import Services
 
@@ -68,7 +69,7 @@ async def test_cost_and_validation(limiter: tuple[RateLimiter, StepClock]) -> No
     rl, _ = limiter
     assert (await rl.acquire(10, 1, cost=7))["remaining"] == 3
     assert (await rl.acquire(10, 1, cost=4))["allowed"] is False
-    with pytest.raises(ValueError, match="cost <= limit"):
+    with pytest.raises(InvalidInput, match="cost <= limit"):
         await rl.acquire(2, 1, cost=3)
-    with pytest.raises(ValueError, match="limit >= 1"):
+    with pytest.raises(InvalidInput, match="limit >= 1"):
         await rl.acquire(0, 60)
