@@ -194,6 +194,8 @@ class AccountService:
             metadata, runnability = self._check_upload(
                 namespace, script, upload, strict_inherit=strict_inherit
             )
+            annotations = {"workers/triggered_by": "upload", **(metadata.get("annotations") or {})}
+            metadata["annotations"] = annotations
             version_id = str(uuid.uuid4())
             if deploy:
                 spec = WorkerSpec(version_id, metadata, upload.modules)
