@@ -85,7 +85,7 @@ class WorkerRouter:
         self._client = httpx.AsyncClient(
             timeout=None, limits=httpx.Limits(max_keepalive_connections=64)
         )
-        self._restarts = 0
+        self._recovering: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -152,11 +152,12 @@ class WorkerRouter:
         version_id: str,
         from_dispatcher: bool,
     ) -> Answer:
+        if self._recovering is not None:
+            await self._recovering.wait()  # workerd may be stuck: wait for the check
         ray = new_ray()
         started_ms = int(time.time() * 1000)
         started = time.perf_counter()
         limit_s = route.get(version_id).limit_ms / 1000
-        restarts_before = self._restarts
         exception: dict[str, str] | None = None
         try:
             async with asyncio.timeout(limit_s):
@@ -171,7 +172,9 @@ class WorkerRouter:
                 status = SUCCESS
         except TimeoutError:
             status, response = EXCEEDED, None
-            self._background(self._unstick(restarts_before))
+            if self._recovering is None:
+                self._recovering = asyncio.Event()
+                self._background(self._unstick())
         except httpx.HTTPError as exc:
             log.warning(
                 "worker runner unreachable", extra={"fields": {"error": type(exc).__name__}}
@@ -255,29 +258,28 @@ class WorkerRouter:
             return _text(503, "error code: 1102")
         return _text(500, "error code: 1101" if not from_dispatcher else "internal error")
 
-    async def _unstick(self, restarts_before: int) -> None:
-        """After a timeout: if workerd no longer answers, one restart frees it."""
-        if self._restarts != restarts_before:
-            return
-        url = self.service.runner.gateway_url
-        if url is not None:
-            try:
-                ping = await self._client.get(
-                    url,
-                    headers={
-                        "x-apiary-token": self.service.runner.gateway_token,
-                        "x-apiary-target": "__ping",
-                    },
-                    timeout=PING_TIMEOUT_S,
-                )
-                if ping.status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-        if self._restarts == restarts_before:
-            self._restarts += 1
+    async def _unstick(self) -> None:
+        """After a timeout: if workerd no longer answers, a restart frees it. Requests that
+        arrive meanwhile wait for this, rather than queue behind a spinning isolate."""
+        try:
+            url = self.service.runner.gateway_url
+            if url is not None:
+                headers = {
+                    "x-apiary-token": self.service.runner.gateway_token,
+                    "x-apiary-target": "__ping",
+                }
+                try:
+                    ping = await self._client.get(url, headers=headers, timeout=PING_TIMEOUT_S)
+                    if ping.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
             log.warning("workerd is stuck: restarting the Worker runner")
             await self.service.runner.restart()
+        finally:
+            recovering, self._recovering = self._recovering, None
+            if recovering is not None:
+                recovering.set()
 
 
 def _exception(body: bytes) -> dict[str, str]:

@@ -133,18 +133,21 @@ async function track(request, env, ctx, run) {
           exception: store.exception,
         }),
     );
+  let response;
   try {
-    return await invocation.run(store, () => run(tracked));
+    response = await invocation.run(store, () => run(tracked));
   } catch (error) {
+    // workerd drops the waitUntil() work of an invocation that threw: report now.
     store.exception = describe(error);
+    report();
     throw error;
-  } finally {
-    ctx.waitUntil(
-      settle(store)
-        .then(report)
-        .catch(() => {}),
-    );
   }
+  ctx.waitUntil(
+    settle(store)
+      .then(report)
+      .catch(() => {}),
+  );
+  return response;
 }
 
 const inner = user.default;
