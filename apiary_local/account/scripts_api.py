@@ -139,7 +139,7 @@ def routes(ctx: AccountContext, prefix: str) -> list[Route]:
         merged = {
             **{k: v for k, v in base.metadata.items() if k not in ("main_module", "body_part")},
             **{k: v for k, v in upload.metadata.items() if k in ("main_module", "body_part")},
-            "bindings": [{"type": "inherit", "name": b["name"]} for b in base.bindings],
+            "bindings": base.bindings,  # the deployed version's, secrets included
         }
         await ctx.service.upload(
             namespace,

@@ -102,15 +102,17 @@ def deployment(row: DeploymentRow) -> dict[str, Any]:
 def settings(version: VersionRow, row: ScriptRow) -> dict[str, Any]:
     """`scripts/{name}/settings`: the deployed version's settings and the script's."""
     metadata = version.metadata
-    return {
+    answer = {
         "bindings": [bindings.public(b) for b in version.bindings],
         "compatibility_date": metadata.get("compatibility_date") or "",
         "compatibility_flags": list(metadata.get("compatibility_flags") or []),
         "limits": dict(metadata.get("limits") or {}),
-        "placement": dict(metadata.get("placement") or {}),
         "usage_model": "standard",
         **script_settings(row),
     }
+    if metadata.get("placement"):  # Cloudflare leaves it out when none is set
+        answer["placement"] = metadata["placement"]
+    return answer
 
 
 def script_settings(row: ScriptRow) -> dict[str, Any]:
