@@ -95,10 +95,11 @@ def test_scripts_versions_and_deployments(account: Account, client: cloudflare.C
         metadata=metadata(annotations={"workers/message": "second"}),
         files=files(HELLO.replace(b"hi ", b"hello ")),
     )
-    assert created.resources.script and created.resources.script.etag
+    assert created.resources.script is not None
+    assert created.resources.script.etag
     assert account.get("sdk-hello").text == "hi edited"  # not deployed
     listed = list(scripts.versions.list("sdk-hello", account_id=ACCOUNT_ID))
-    assert [v.id for v in listed][0] == created.id  # newest first, every page read
+    assert listed[0].id == created.id  # newest first, every page read
     assert len(listed) == 3
     got = scripts.versions.get(created.id, script_name="sdk-hello", account_id=ACCOUNT_ID)
     assert got.id == created.id
@@ -152,7 +153,8 @@ def test_dispatch_namespaces_and_their_scripts(client: cloudflare.Cloudflare) ->
     assert uploaded.id == "tenant-a"
     described = scripts.get("tenant-a", account_id=ACCOUNT_ID, dispatch_namespace="sdk-tenants")
     assert described.dispatch_namespace == "sdk-tenants"
-    assert described.script and described.script.id == "tenant-a"
+    assert described.script is not None
+    assert described.script.id == "tenant-a"
     got = namespaces.get("sdk-tenants", account_id=ACCOUNT_ID)
     assert got.script_count == 1
     settings = scripts.settings.get(
@@ -228,7 +230,8 @@ def test_browser_rendering_endpoints(account: Account, client: cloudflare.Cloudf
     )
     page = f"http://sdk-page.localhost:{account.server.port}/"
     snapshot = rendering.snapshot.create(account_id=ACCOUNT_ID, url=page)
-    assert snapshot.content and "<h1>Hello</h1>" in snapshot.content
+    assert snapshot.content is not None
+    assert "<h1>Hello</h1>" in snapshot.content
     assert snapshot.screenshot
     # Cloudflare answers scrape matches as a list and screenshots as PNG bytes, as its docs
     # say; the SDK's models (an object; a JSON envelope) disagree, so these are read raw.
