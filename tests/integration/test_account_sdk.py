@@ -202,7 +202,8 @@ def test_graphql_through_the_sdk(account: Account, client: cloudflare.Cloudflare
         "/graphql",
         cast_to=object,
         body={
-            "query": '{ viewer { accounts(filter: {accountTag: "x"}) { workersInvocationsAdaptive(limit: 1) { sum { cpuTimeUs } } } } }'
+            "query": '{ viewer { accounts(filter: {accountTag: "x"}) { '
+            "workersInvocationsAdaptive(limit: 1) { sum { cpuTimeUs } } } } }"
         },
     )
     assert unsupported["data"] is None
@@ -225,7 +226,8 @@ def test_browser_rendering_endpoints(account: Account, client: cloudflare.Cloudf
         account_id=ACCOUNT_ID,
         metadata=metadata(),
         files=files(
-            f"export default {{ fetch() {{ return new Response({json.dumps(PAGE)}, {{headers: {{'content-type': 'text/html'}}}}); }} }};".encode()
+            b"export default { fetch() { return new Response(%s, "
+            b"{headers: {'content-type': 'text/html'}}); } };" % json.dumps(PAGE).encode()
         ),
     )
     page = f"http://sdk-page.localhost:{account.server.port}/"
