@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # as pytest's pythonpath
 
-from bench import browser, cron, health, swarms, tasks
+from bench import account, browser, cron, health, swarms, tasks
 
 BENCHMARKS = {
     "health": health.run,
@@ -14,6 +14,7 @@ BENCHMARKS = {
     "cron": cron.run,
     "swarms": swarms.run,
     "browser": browser.run,
+    "account": account.run,
 }
 
 
