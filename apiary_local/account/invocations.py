@@ -2,8 +2,8 @@
 
 The router records an invocation (script, version, status, wall time) before its response
 leaves, so a count read after the response includes it. The Worker's own report (console
-lines, subrequests, exception) comes a moment later from workerd and is merged by `cf-ray`,
-in whichever order the two arrive. Statuses are Cloudflare's: `success`,
+lines, subrequests, exception) is collected from workerd later (`runner.collect`) and merged
+by `cf-ray`, in whichever order the two arrive. Statuses are Cloudflare's: `success`,
 `scriptThrewException`, `exceededResources`, `internalError` (and `clientDisconnected`).
 
 The file is `STATE/account/invocations.sqlite`, WAL with synchronous=NORMAL: a committed row
@@ -104,24 +104,32 @@ class InvocationLog:
             ),
         )  # fmt: skip
 
-    def attach(self, report: dict[str, Any]) -> None:
-        """The Worker's own report of an invocation (from wrapper.js), merged by ray."""
-        ray = report.get("ray")
-        if not isinstance(ray, str) or not ray:
-            return
-        logs = [line for line in report.get("logs") or [] if isinstance(line, dict)]
-        exception = report.get("exception")
-        self.conn.execute(
+    def attach(self, reports: list[dict[str, Any]]) -> None:
+        """The Workers' own reports of invocations (from wrapper.js), merged by ray, in one
+        transaction."""
+        rows = []
+        for report in reports:
+            ray = report.get("ray") if isinstance(report, dict) else None
+            if not isinstance(ray, str) or not ray:
+                continue
+            logs = [line for line in report.get("logs") or [] if isinstance(line, dict)]
+            exception = report.get("exception")
+            rows.append(
+                (
+                    ray,
+                    int(report.get("subrequests") or 0),
+                    json.dumps(logs[:MAX_LOG_LINES]),
+                    json.dumps(exception) if isinstance(exception, dict) else None,
+                )
+            )
+        self.conn.execute("BEGIN")
+        self.conn.executemany(
             "INSERT INTO invocations(ray, subrequests, logs, exception) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(ray) DO UPDATE SET subrequests = excluded.subrequests, "
             "logs = excluded.logs, exception = COALESCE(excluded.exception, invocations.exception)",
-            (
-                ray,
-                int(report.get("subrequests") or 0),
-                json.dumps(logs[:MAX_LOG_LINES]),
-                json.dumps(exception) if isinstance(exception, dict) else None,
-            ),
+            rows,
         )
+        self.conn.execute("COMMIT")
 
     def select(
         self, *, since_ms: int | None = None, until_ms: int | None = None

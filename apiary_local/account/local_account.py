@@ -6,6 +6,8 @@ requests for deployed Workers to `router`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,8 @@ from apiary_local.account.service import AccountService
 from apiary_local.account.store import AccountStore
 
 DEFAULT_ACCOUNT_ID = "0000000000000000000000000000a1c0"  # 32 hex digits, as Cloudflare's are
-SUBDOMAIN = "local"  # the account's workers.dev subdomain: {script}.local.workers.dev
+SUBDOMAIN = "local"
+COLLECT_EVERY_S = 1.0  # the account's workers.dev subdomain: {script}.local.workers.dev
 
 
 class LocalAccount:
@@ -42,17 +45,29 @@ class LocalAccount:
         self.runner = WorkerRunner(
             directory / "run",
             router_address=f"127.0.0.1:{port}",
-            on_report=self.invocations.attach,
+            on_reports=self.invocations.attach,
         )
         self.service = AccountService(self.store, self.runner)
         context = AccountContext(account_id, SUBDOMAIN, self.service, self.invocations, port)
         self.api = AccountApi(context, token=token, browser_rendering=browser_rendering)
         self.router = WorkerRouter(self.service, self.invocations, subdomain=SUBDOMAIN)
+        self._collector: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.service.start()
+        self._collector = asyncio.create_task(self._collect_reports())
+
+    async def _collect_reports(self) -> None:
+        """The Workers' invocation reports, every second (and before each GraphQL query)."""
+        while True:
+            await asyncio.sleep(COLLECT_EVERY_S)
+            await self.runner.collect()
 
     async def stop(self) -> None:
+        if self._collector is not None:
+            self._collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._collector
         await self.runner.stop()
         await self.router.aclose()
         self.store.close()

@@ -3,21 +3,19 @@
 //
 //   in:  {"id": 1, "op": "apply", "config": {...}}   -> {"id": 1, "ok": true, "url": "..."}
 //        {"id": 2, "op": "restart"}                   -> the same, on a fresh workerd
-//   out: {"op": "report", "report": {...}}            (an invocation's logs and subrequests,
-//        read from the marked lines wrapper.js writes on workerd's stdout)
 //
 // `config`: {gatewayToken, dispatchToken, router: "127.0.0.1:PORT", workers: [{name, dir,
 // modules: [{name, type}], compatibilityDate, compatibilityFlags, bindings}]}; each worker's
 // entry module is dir/__apiary_entry.js (wrapper.js with its main module filled in). The
 // gateway (gateway.js) is the only socket, on loopback. stdout carries nothing else: workerd's
-// own output and miniflare's log go to stderr. When stdin closes (apiary dev stopped, or was
+// own output and miniflare's log go to stderr. Invocation reports are collected through the
+// gateway (`x-apiary-target: __reports`), not here. When stdin closes (apiary dev stopped, or was
 // killed), workerd is disposed and the process exits.
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { Log, LogLevel, Miniflare } from "miniflare";
 
 const GATEWAY = readFileSync(new URL("./gateway.js", import.meta.url), "utf8");
-const REPORT_MARK = "\u0001apiary-report "; // wrapper.js's invocation reports
 const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 console.log = console.info = console.debug = console.warn = console.error;
 
@@ -39,7 +37,11 @@ function workerOptions(config, worker) {
     compatibilityFlags: flags,
     bindings: {
       ...worker.bindings,
-      __APIARY_CONFIG: { dispatch: worker.dispatch, dispatchToken: config.dispatchToken },
+      __APIARY_CONFIG: {
+        dispatch: worker.dispatch,
+        dispatchToken: config.dispatchToken,
+        reportsToken: config.reportsToken,
+      },
     },
     serviceBindings: {
       __APIARY_ROUTER: { external: { address: config.router, http: {} } },
@@ -56,11 +58,6 @@ function options(config) {
     handleRuntimeStdio(stdout, stderr) {
       for (const stream of [stdout, stderr]) {
         createInterface({ input: stream }).on("line", (line) => {
-          const mark = line.indexOf(REPORT_MARK);
-          if (mark >= 0) {
-            send({ op: "report", report: JSON.parse(line.slice(mark + REPORT_MARK.length)) });
-            return;
-          }
           process.stderr.write(`${line}\n`);
           outputTail = [...outputTail.slice(-39), line];
         });
@@ -72,7 +69,11 @@ function options(config) {
         modules: true,
         script: GATEWAY,
         compatibilityDate: "2025-01-01",
-        bindings: { TOKEN: config.gatewayToken },
+        bindings: {
+          TOKEN: config.gatewayToken,
+          REPORTS_TOKEN: config.reportsToken,
+          VERSIONS: config.workers.map((w) => w.name),
+        },
         serviceBindings: gatewayBindings,
         unsafeDirectSockets: [{ host: "127.0.0.1", port: config.port ?? 0 }],
       },

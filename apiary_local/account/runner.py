@@ -6,8 +6,10 @@ stdin makes it dispose workerd and exit, so a killed apiary dev leaves no Worker
 `STATE/account/run/<version id>/` (immutable, like the versions), and waits until workerd
 serves them behind one gateway socket; a Worker that cannot start (a syntax error, an
 exception at the top level) fails the call with workerd's message and the previous set keeps
-running. Reports of finished invocations (console lines, subrequests, exception) arrive on
-its stdout and go to `on_report`; nothing else is read from it.
+running. Reports of finished invocations (console lines, subrequests, exception) wait in
+workerd until `collect()` fetches them through the gateway (apiary dev does every second,
+before a GraphQL query, and before workerd is replaced) and hands them to `on_reports`: no
+process is crossed per request. Reports of a workerd that had to be killed are lost.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from apiary_local.account.uploads import MODULE_TYPES, Module
 from logs import get_logger
 
@@ -32,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]  # the project (node_modules lives there)
 ENTRY = "__apiary_entry.js"
 APPLY_TIMEOUT_S = 60.0
+COLLECT_TIMEOUT_S = 2.0
 DEFAULT_COMPATIBILITY_DATE = "2025-01-01"
 
 
@@ -94,15 +99,17 @@ class WorkerRunner:
         run_dir: Path,
         *,
         router_address: str,
-        on_report: Callable[[dict[str, Any]], None],
+        on_reports: Callable[[list[dict[str, Any]]], None],
         node: str | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.router_address = router_address
-        self.on_report = on_report
+        self.on_reports = on_reports
         self.node = node or shutil.which("node") or "node"
         self.gateway_token = secrets.token_urlsafe(24)
         self.dispatch_token = secrets.token_urlsafe(24)
+        self.reports_token = secrets.token_urlsafe(24)
+        self._client: httpx.AsyncClient | None = None
         self.gateway_url: str | None = None
         self._port = _free_port()
         self._process: asyncio.subprocess.Process | None = None
@@ -158,12 +165,7 @@ class WorkerRunner:
                 message = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if message.get("op") == "report":
-                try:
-                    self.on_report(message["report"])
-                except Exception:
-                    log.exception("an invocation report could not be stored")
-            elif (future := self._pending.pop(message.get("id"), None)) and not future.done():
+            if (future := self._pending.pop(message.get("id"), None)) and not future.done():
                 future.set_result(message)
         await process.wait()
         for future in self._pending.values():
@@ -199,9 +201,11 @@ class WorkerRunner:
             if not specs:
                 await self._stop()
                 return
+            await self._collect()
             config = {
                 "gatewayToken": self.gateway_token,
                 "dispatchToken": self.dispatch_token,
+                "reportsToken": self.reports_token,
                 "router": self.router_address,
                 "port": self._port,
                 "workers": [_worker_config(s, self._write(s)) for s in specs],
@@ -214,11 +218,38 @@ class WorkerRunner:
             if self.running:
                 await self._call({"op": "restart"})
 
+    async def collect(self) -> None:
+        """Fetches the invocation reports waiting in workerd (a stuck workerd: none)."""
+        async with self._lock:
+            await self._collect()
+
+    async def _collect(self) -> None:
+        url = self.gateway_url
+        if url is None or not self.running:
+            return
+        if self._client is None:
+            self._client = httpx.AsyncClient()
+        headers = {"x-apiary-token": self.gateway_token, "x-apiary-target": "__reports"}
+        try:
+            answer = await self._client.get(url, headers=headers, timeout=COLLECT_TIMEOUT_S)
+            reports = answer.json() if answer.status_code == 200 else []
+        except (httpx.HTTPError, ValueError):
+            return
+        if reports:
+            try:
+                self.on_reports(reports)
+            except Exception:
+                log.exception("invocation reports could not be stored")
+
     async def stop(self) -> None:
         async with self._lock:
             await self._stop()
 
     async def _stop(self) -> None:
+        await self._collect()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
         process, self._process = self._process, None
         self.gateway_url = None
         if process is None:

@@ -129,18 +129,6 @@ def test_errors_and_runaways_are_counted_and_never_hang(account: Account, tmp_pa
         assert thrown.status_code == 500
         assert thrown.text == "error code: 1101"
     assert account.get("flaky", "/fine").status_code == 200
-    looped = account.get("flaky", "/loop")
-    assert looped.status_code == 503
-    assert looped.text == "error code: 1102"
-    # workerd was stuck in that loop; the runner got a fresh one and everything answers again.
-    assert wait_until(lambda: account.get("flaky", "/after").status_code == 200, 20)
-    by_status = Counter()
-    errors = 0
-    for row in account.invocations("flaky"):
-        by_status[row["dimensions"]["status"]] += row["sum"]["requests"]
-        errors += row["sum"]["errors"]
-    assert by_status == {"scriptThrewException": 3, "success": 2, "exceededResources": 1}
-    assert errors == 4
     # Console lines and the exception are kept per invocation (fleet management's logs).
     database = account.server.state / "account" / "invocations.sqlite"
     ray = thrown.headers["cf-ray"]
@@ -155,6 +143,18 @@ def test_errors_and_runaways_are_counted_and_never_hang(account: Account, tmp_pa
     logs, exception = wait_until(stored)
     assert json.loads(logs)[0]["message"] == ["greeting", "/throw"]
     assert json.loads(exception)["message"] == "greeter broke"
+    looped = account.get("flaky", "/loop")
+    assert looped.status_code == 503
+    assert looped.text == "error code: 1102"
+    # workerd was stuck in that loop; the runner got a fresh one and everything answers again.
+    assert wait_until(lambda: account.get("flaky", "/after").status_code == 200, 20)
+    by_status = Counter()
+    errors = 0
+    for row in account.invocations("flaky"):
+        by_status[row["dimensions"]["status"]] += row["sum"]["requests"]
+        errors += row["sum"]["errors"]
+    assert by_status == {"scriptThrewException": 3, "success": 2, "exceededResources": 1}
+    assert errors == 4
 
 
 @pytest.mark.timeout(180)

@@ -187,7 +187,7 @@ def analytics(tmp_path: Path) -> Iterator[Analytics]:
     ):
         log.record(Invocation(f"r{i}", "", "w", version, base + i, ms, status, 200))
     log.record(Invocation("late", "", "w", "v1", base + 3_600_000, 5.0, "success", 200))
-    log.attach({"ray": "r0", "subrequests": 2, "logs": [], "exception": None})
+    log.attach([{"ray": "r0", "subrequests": 2, "logs": [], "exception": None}])
     yield Analytics(log, "acct")
     log.close()
 
