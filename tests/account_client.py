@@ -58,6 +58,8 @@ class Account:
             "CLOUDFLARE_API_TOKEN": self.token,
             "CLOUDFLARE_ACCOUNT_ID": ACCOUNT_ID,
             "WRANGLER_SEND_METRICS": "false",
+            # No banner, so no update check against the npm registry on every command.
+            "WRANGLER_HIDE_BANNER": "true",
             "WRANGLER_LOG_PATH": str(self.server.state.parent / "wrangler-logs"),
             "CI": "true",
         }

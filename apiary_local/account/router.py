@@ -4,7 +4,8 @@ A request reaches a Worker by its Host (`routing.script_of_host`), or, from a di
 Worker's dispatch-namespace binding, by `x-apiary-dispatch: {namespace}/{script}` with the
 runner's dispatch token. The version comes from the current deployment's percentages (per
 request) or the version-override header. The request gets a `cf-ray` id (also on the answer),
-and is recorded in the invocation log before its answer leaves.
+and is recorded in the invocation log as soon as its answer is written, before this task
+yields: a client that has its answer and then asks GraphQL finds it counted.
 
 Limits: an invocation that has not answered within its version's `limits.cpu_ms` (default
 30 s) of wall time ends as `exceededResources` with Cloudflare's error 1102 (HTTP 503); the
@@ -25,8 +26,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from apiary_local import local_guard
 from apiary_local.account import routing
 from apiary_local.account.invocations import (
@@ -39,6 +38,7 @@ from apiary_local.account.invocations import (
 )
 from apiary_local.account.service import AccountService, Route
 from apiary_local.account.store import ACCOUNT
+from apiary_local.account.upstream import Upstream, UpstreamError, UpstreamResponse
 from logs import get_logger
 
 log = get_logger("account.router")
@@ -50,6 +50,7 @@ HOP_BY_HOP = frozenset(
     }
 )  # fmt: skip
 PING_TIMEOUT_S = 1.0
+WORKER_BODY_LIMIT = 100 * 1024 * 1024  # Cloudflare's request body limit (Free and Pro)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +83,7 @@ class WorkerRouter:
         self.invocations = invocations
         self.subdomain = subdomain
         self.draw = draw or (lambda: random.random() * 100)
-        self._client = httpx.AsyncClient(
-            timeout=None, limits=httpx.Limits(max_keepalive_connections=64)
-        )
+        self._upstream: Upstream | None = None
         self._recovering: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -94,7 +93,14 @@ class WorkerRouter:
         task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._upstream is not None:
+            await self._upstream.aclose()
+
+    def _gateway(self, url: str) -> Upstream:
+        address = _address(url)
+        if self._upstream is None or (self._upstream.host, self._upstream.port) != address:
+            self._upstream = Upstream(*address)
+        return self._upstream
 
     def claims(self, scope: dict[str, Any]) -> bool:
         """Whether this request is for a deployed Worker (by Host or from a dispatcher)."""
@@ -104,29 +110,33 @@ class WorkerRouter:
         return routing.script_of_host(host, self.subdomain) is not None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        answer = await self._answer(scope, receive)
-        await send(
-            {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
-        )
+        answer, invocation = await self._answer(scope, receive)
+        headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode())]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
+        if invocation is not None:
+            self.invocations.record(invocation)
 
-    async def _answer(self, scope: dict[str, Any], receive: Any) -> Answer:
+    async def _answer(
+        self, scope: dict[str, Any], receive: Any
+    ) -> tuple[Answer, Invocation | None]:
         dispatch = local_guard.header(scope, DISPATCH_HEADER)
         if dispatch is not None:
             token = local_guard.header(scope, b"x-apiary-dispatch-token") or ""
             if not secrets.compare_digest(token, self.service.runner.dispatch_token):
-                return _text(403, "forbidden")
+                return _text(403, "forbidden"), None
             namespace, _, script = dispatch.partition("/")
             route = self.service.route(namespace, script) if namespace else None
             if route is None:
-                return _text(404, f"Worker not found: {script}", x_apiary_outcome="not-found")
+                not_found = _text(404, f"Worker not found: {script}", x_apiary_outcome="not-found")
+                return not_found, None
         else:
             namespace = ACCOUNT
             host = local_guard.header(scope, b"host") or ""
             script = routing.script_of_host(host, self.subdomain) or ""
             route = self.service.route(ACCOUNT, script)
             if route is None:
-                return _text(404, "There is nothing here yet (no Worker is deployed at this host)")
+                return _text(404, "There is nothing here yet (no Worker is deployed here)"), None
         overrides = routing.parse_overrides(
             local_guard.header(scope, routing.OVERRIDES_HEADER.encode())
         )
@@ -137,21 +147,25 @@ class WorkerRouter:
         )
         version = route.get(version_id)
         if not version.runnable:
-            return _text(503, f"{script} is stored but not run locally: {version.reason}")
+            return _text(503, f"{script} is stored but not run locally: {version.reason}"), None
+        try:
+            body = await local_guard.read_body(receive, scope, WORKER_BODY_LIMIT)
+        except local_guard.BodyTooLarge:
+            return _text(413, "error code: 413"), None
         return await self._forward(
-            scope, receive, namespace, script, route, version_id, dispatch is not None
+            scope, body, namespace, script, route, version_id, dispatch is not None
         )
 
     async def _forward(
         self,
         scope: dict[str, Any],
-        receive: Any,
+        body: bytes,
         namespace: str,
         script: str,
         route: Route,
         version_id: str,
         from_dispatcher: bool,
-    ) -> Answer:
+    ) -> tuple[Answer, Invocation]:
         if self._recovering is not None:
             await self._recovering.wait()  # workerd may be stuck: wait for the check
         ray = new_ray()
@@ -161,11 +175,11 @@ class WorkerRouter:
         exception: dict[str, str] | None = None
         try:
             async with asyncio.timeout(limit_s):
-                response = await self._send(scope, receive, ray, version_id)
-            outcome = response.headers.get("x-apiary-outcome")
+                response = await self._send(scope, body, ray, version_id)
+            outcome = response.header(b"x-apiary-outcome")
             if outcome == "exception":
                 status = THREW
-                exception = _exception(response.content)
+                exception = _exception(response.body)
             elif outcome is not None:
                 status = INTERNAL
             else:
@@ -175,34 +189,30 @@ class WorkerRouter:
             if self._recovering is None:
                 self._recovering = asyncio.Event()
                 self._background(self._unstick())
-        except httpx.HTTPError as exc:
-            log.warning(
-                "worker runner unreachable", extra={"fields": {"error": type(exc).__name__}}
-            )
+        except UpstreamError as exc:
+            log.warning("worker runner unreachable", extra={"fields": {"error": str(exc)}})
             status, response = INTERNAL, None
             self._background(self.service.recover())
         duration_ms = (time.perf_counter() - started) * 1000
         answer = self._reply(status, response, from_dispatcher, exception)
-        self.invocations.record(
-            Invocation(
-                ray, namespace, script, version_id, started_ms, duration_ms, status,
-                answer.status, exception,
-            )
-        )  # fmt: skip
         answer.headers.append((b"cf-ray", ray.encode()))
-        return answer
+        invocation = Invocation(
+            ray, namespace, script, version_id, started_ms, duration_ms, status, answer.status,
+            exception,
+        )  # fmt: skip
+        return answer, invocation
 
     async def _send(
-        self, scope: dict[str, Any], receive: Any, ray: str, version_id: str
-    ) -> httpx.Response:
+        self, scope: dict[str, Any], body: bytes, ray: str, version_id: str
+    ) -> UpstreamResponse:
         url = self.service.runner.gateway_url
         if url is None:
             await self.service.recover()
             url = self.service.runner.gateway_url
             if url is None:
-                raise httpx.ConnectError("the Worker runner is not running")
+                raise UpstreamError("the Worker runner is not running")
         headers = [
-            (k, v)
+            (k.lower(), v)
             for k, v in scope["headers"]
             if k.lower() not in HOP_BY_HOP and not k.lower().startswith((b"x-apiary-", b"cf-"))
         ]
@@ -213,39 +223,24 @@ class WorkerRouter:
             (b"x-apiary-target", ("v" + version_id.replace("-", "")).encode()),
             (b"x-apiary-token", self.service.runner.gateway_token.encode()),
         ]
-        keep = local_guard.header(scope, routing.OVERRIDES_HEADER.encode())
-        if keep is not None:
-            headers.append((routing.OVERRIDES_HEADER.encode(), keep.encode("latin-1")))
-        query = scope.get("query_string", b"").decode("latin-1")
-        path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-        request = self._client.build_request(
-            scope["method"],
-            url + path + (f"?{query}" if query else ""),
-            headers=headers,
-            content=await _body(receive),
+        query = scope.get("query_string", b"")
+        target = scope.get("raw_path") or scope["path"].encode()
+        if query:
+            target += b"?" + query
+        return await self._gateway(url).request(
+            scope["method"], target.decode("latin-1"), headers, body
         )
-        response = await self._client.send(request, stream=True)
-        try:
-            body = b"".join([chunk async for chunk in response.aiter_raw()])
-        finally:
-            await response.aclose()
-        response._content = body
-        return response
 
     @staticmethod
     def _reply(
         status: str,
-        response: httpx.Response | None,
+        response: UpstreamResponse | None,
         from_dispatcher: bool,
         exception: dict[str, str] | None,
     ) -> Answer:
         if status == SUCCESS and response is not None:
-            headers = [
-                (k.encode("latin-1"), v.encode("latin-1"))
-                for k, v in response.headers.multi_items()
-                if k.lower().encode() not in HOP_BY_HOP
-            ]
-            return Answer(response.status_code, headers, response.content)
+            headers = [(k, v) for k, v in response.headers if k not in HOP_BY_HOP]
+            return Answer(response.status, headers, response.body)
         if status == THREW:
             if from_dispatcher:
                 body = json.dumps(exception or {"name": "Error", "message": "exception"})
@@ -264,15 +259,16 @@ class WorkerRouter:
         try:
             url = self.service.runner.gateway_url
             if url is not None:
-                headers = {
-                    "x-apiary-token": self.service.runner.gateway_token,
-                    "x-apiary-target": "__ping",
-                }
+                headers = [
+                    (b"x-apiary-token", self.service.runner.gateway_token.encode()),
+                    (b"x-apiary-target", b"__ping"),
+                ]
                 try:
-                    ping = await self._client.get(url, headers=headers, timeout=PING_TIMEOUT_S)
-                    if ping.status_code == 200:
+                    async with asyncio.timeout(PING_TIMEOUT_S):
+                        ping = await Upstream(*_address(url)).request("GET", "/", headers)
+                    if ping.status == 200:
                         return
-                except httpx.HTTPError:
+                except (UpstreamError, TimeoutError):
                     pass
             log.warning("workerd is stuck: restarting the Worker runner")
             await self.service.runner.restart()
@@ -290,13 +286,6 @@ def _exception(body: bytes) -> dict[str, str]:
     return {k: str(thrown.get(k, "")) for k in ("name", "message", "stack")}
 
 
-async def _body(receive: Any) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+def _address(url: str) -> tuple[str, int]:
+    host, _, port = url.removeprefix("http://").partition(":")
+    return host, int(port)
