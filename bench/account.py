@@ -63,7 +63,7 @@ def _deploy_to_first_200(account: Account, project: Path, name: str) -> float:
                 return time.perf_counter() - started
             if process.poll() not in (None, 0):
                 raise RuntimeError("wrangler deploy failed")
-            time.sleep(0.01)
+            time.sleep(0.025)
     finally:
         process.wait(60)
 

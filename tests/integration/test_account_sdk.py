@@ -16,7 +16,10 @@ from tests.account_client import ACCOUNT_ID, Account, account_server
 
 pytestmark = pytest.mark.slow
 MODULE = "application/javascript+module"
-HELLO = b'export default { fetch(req, env) { return new Response("hi " + env.WHO); } };'
+HELLO = (
+    b"export default { fetch(req, env) { return new Response("
+    b'new URL(req.url).pathname === "/secret" ? env.KEY : "hi " + env.WHO); } };'
+)
 PAGE = (
     "<html><head><title>Fixture</title><style>p { color: red }</style></head><body>"
     "<h1>Hello</h1><p>A <a href='https://example.com/a'>link</a> and "
@@ -61,6 +64,7 @@ def test_scripts_versions_and_deployments(account: Account, client: cloudflare.C
     assert uploaded.id == "sdk-hello"
     assert uploaded.startup_time_ms == 0
     assert account.get("sdk-hello").text == "hi sdk"
+    assert account.get("sdk-hello", "/secret").text == "s3cret-value"  # secrets reach env too
     assert "sdk-hello" in [s.id for s in scripts.list(account_id=ACCOUNT_ID)]
     assert scripts.get("sdk-hello", account_id=ACCOUNT_ID) == HELLO.decode()
     content = scripts.content.get("sdk-hello", account_id=ACCOUNT_ID)

@@ -60,3 +60,5 @@ def test_every_check_type_runs_with_no_configuration(fresh: DevServer, site: Fix
     log = fresh.log()
     assert "BROWSER_RUNNER_URL is not set" not in log
     assert (fresh.state / "step-runner.log").exists()  # its own step runner did the journeys
+    # No Worker is deployed, so no Worker runner (Node, workerd) was started.
+    assert not (fresh.state / "account" / "runner.log").exists()

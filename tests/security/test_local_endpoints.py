@@ -8,13 +8,13 @@ import json
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.account_client import ACCOUNT_ID
+from tests.account_client import ACCOUNT_ID, account_server
 from tests.cron_backend import CronBackend
 from tests.harness import DevServer
 
@@ -23,16 +23,18 @@ CRON_TOKEN = "cron-token-0123456789-abcdef"
 EVERY_5 = quote("*/5 * * * *")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def backend() -> Iterator[CronBackend]:
     server = CronBackend().start()
     yield server
     server.stop()
 
 
-@pytest.fixture
-def server(dev_server: Callable[..., DevServer], backend: CronBackend) -> DevServer:
-    return dev_server(args=("--no-cron",), BACKEND_BASE=backend.url, CRON_TOKEN=CRON_TOKEN)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, backend: CronBackend) -> Iterator[DevServer]:
+    directory = tmp_path_factory.mktemp("guarded")
+    with account_server(directory, BACKEND_BASE=backend.url, CRON_TOKEN=CRON_TOKEN) as running:
+        yield running
 
 
 def token(server: DevServer) -> str:
@@ -54,13 +56,13 @@ def test_scheduled_refuses_a_foreign_origin_or_host_and_calls_nothing(
     ]
     assert [r.status_code for r in refused] == [403] * 4
     time.sleep(1.0)  # anything they had set off would have reached the backend by now
-    assert backend.calls == []
+    assert backend.calls_to("/cron/ee-recent") == []
     # The same request from this machine's own page or a local client does run the job.
     assert scheduled(server, Origin=f"http://localhost:{server.port}").status_code == 200
     deadline = time.monotonic() + 10
     while not backend.calls and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert [c.path for c in backend.calls] == ["/cron/ee-recent"]
+    assert [c.path for c in backend.calls_to("/cron/ee-recent")] == ["/cron/ee-recent"]
 
 
 def test_meter_refuses_a_foreign_origin_or_host(server: DevServer) -> None:
