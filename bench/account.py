@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.account_client import Account, account_server, write_worker
+from tests.account_client import Account, account_of, account_server, write_worker
 from tests.harness import ROOT, free_port, wait_up
 
 WORKER = """export default {
@@ -70,8 +70,7 @@ def _deploy_to_first_200(account: Account, project: Path, name: str) -> float:
 
 def run() -> dict[str, object]:
     work = Path(tempfile.mkdtemp())
-    with account_server(work / "apiary") as server:
-        account = Account(server)
+    with account_server(work / "apiary") as server, account_of(server) as account:
         cold = _deploy_to_first_200(account, write_worker(work / "cold", "cold", WORKER), "cold")
         warm = [
             _deploy_to_first_200(

@@ -35,9 +35,26 @@ def account_server(directory: Path, **dev_vars: str) -> Iterator[DevServer]:
         server.stop()
 
 
+@contextlib.contextmanager
+def account_of(server: DevServer) -> Iterator[Account]:
+    account = Account(server)
+    try:
+        yield account
+    finally:
+        account.client.close()
+
+
 @dataclass
 class Account:
     server: DevServer
+    _client: httpx.Client | None = None
+
+    @property
+    def client(self) -> httpx.Client:
+        """One keep-alive client for the Workers' requests (a test sends hundreds)."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=30)
+        return self._client
 
     @property
     def token(self) -> str:
@@ -81,10 +98,9 @@ class Account:
 
     def get(self, script: str, path: str = "/", **headers: str) -> httpx.Response:
         """A request to a deployed Worker, addressed by Host as on workers.dev."""
-        return httpx.get(
+        return self.client.get(
             f"{self.server.url}{path}",
             headers={"Host": f"{script}.localhost:{self.server.port}", **headers},
-            timeout=30,
         )
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from starlette.responses import Response
 
 from apiary_local.account.envelope import VALIDATION, ApiError, failure, not_found
 from apiary_local.account.invocations import InvocationLog
+from apiary_local.account.rows import ScriptRow
 from apiary_local.account.service import AccountService
-from apiary_local.account.store import AccountStore, ScriptRow
+from apiary_local.account.store import AccountStore
 
 type Handler = Callable[[Request], Awaitable[Response]]
 

@@ -28,7 +28,8 @@ from apiary_local.account.envelope import (
     not_found,
     success,
 )
-from apiary_local.account.store import ACCOUNT, VersionRow
+from apiary_local.account.rows import VersionRow
+from apiary_local.account.store import ACCOUNT
 
 SCRIPT_SETTINGS = ("logpush", "observability", "tags", "tail_consumers")
 

@@ -18,9 +18,10 @@ from typing import Any
 
 from apiary_local.account import bindings, uploads
 from apiary_local.account.envelope import BAD_BINDING, BAD_DEPLOYMENT, VALIDATION, ApiError
+from apiary_local.account.rows import DeploymentRow, VersionRow
 from apiary_local.account.runner import RunnerError, RunnerUnavailable, WorkerRunner, WorkerSpec
 from apiary_local.account.shapes import now
-from apiary_local.account.store import ACCOUNT, AccountStore, DeploymentRow, VersionRow
+from apiary_local.account.store import ACCOUNT, AccountStore
 from logs import get_logger
 
 log = get_logger("account")
@@ -273,23 +274,23 @@ class AccountService:
     ) -> tuple[VersionRow, DeploymentRow | None]:
         """Versioned settings (bindings, compatibility, limits...): a new version of the
         deployed code with the new settings, deployed at 100%, as Cloudflare does."""
-        deployment = self.store.current_deployment(namespace, script)
-        if deployment is None:
-            raise ApiError(400, VALIDATION, f"{script} has no deployment to change")
-        base_id = max(deployment.versions, key=lambda v: v["percentage"])["version_id"]
-        base = self.store.version(namespace, script, base_id)
-        assert base is not None
-        metadata = dict(base.metadata)
-        for key in ("compatibility_date", "compatibility_flags", "limits", "placement"):
-            if key in patch:
-                metadata[key] = patch[key]
-        if "bindings" in patch:
-            checked = bindings.check(patch["bindings"], runnable=base.runnable)
-            metadata["bindings"] = bindings.resolve(
-                checked, base.bindings, keep_types=None, strict=False
-            )
-        modules = tuple(self.store.modules(base.id))
         async with self._lock:
+            deployment = self.store.current_deployment(namespace, script)
+            if deployment is None:
+                raise ApiError(400, VALIDATION, f"{script} has no deployment to change")
+            base_id = max(deployment.versions, key=lambda v: v["percentage"])["version_id"]
+            base = self.store.version(namespace, script, base_id)
+            assert base is not None
+            metadata = dict(base.metadata)
+            for key in ("compatibility_date", "compatibility_flags", "limits", "placement"):
+                if key in patch:
+                    metadata[key] = patch[key]
+            if "bindings" in patch:
+                checked = bindings.check(patch["bindings"], runnable=base.runnable)
+                metadata["bindings"] = bindings.resolve(
+                    checked, base.bindings, keep_types=None, strict=False
+                )
+            modules = tuple(self.store.modules(base.id))
             version_id = str(uuid.uuid4())
             if base.runnable:
                 await self._try_on_runner(

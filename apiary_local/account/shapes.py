@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apiary_local.account import bindings
-from apiary_local.account.store import DeploymentRow, NamespaceRow, ScriptRow, VersionRow
+from apiary_local.account.rows import DeploymentRow, NamespaceRow, ScriptRow, VersionRow
 
 LOCAL_NOTE = "apiary_local"  # the one extra key: whether this machine can run the Worker
 

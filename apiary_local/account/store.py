@@ -15,10 +15,18 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apiary_local.account.rows import (
+    DeploymentRow,
+    NamespaceRow,
+    ScriptRow,
+    VersionRow,
+    deployment_of,
+    script_of,
+    version_of,
+)
 from apiary_local.account.uploads import Module
 from apiary_local.d1 import connect
 
@@ -77,80 +85,6 @@ CREATE TABLE IF NOT EXISTS namespaces(
 """
 
 
-@dataclass(frozen=True, slots=True)
-class ScriptRow:
-    namespace: str
-    name: str
-    tag: str
-    created_on: str
-    modified_on: str
-    script_settings: dict[str, Any]
-    subdomain: dict[str, bool]
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRow:
-    id: str
-    namespace: str
-    script: str
-    number: int
-    created_on: str
-    source: str
-    metadata: dict[str, Any]
-    etag: str
-    runnable: bool
-    reason: str | None
-
-    @property
-    def bindings(self) -> list[dict[str, Any]]:
-        return list(self.metadata.get("bindings") or [])
-
-    @property
-    def annotations(self) -> dict[str, str]:
-        return dict(self.metadata.get("annotations") or {})
-
-
-@dataclass(frozen=True, slots=True)
-class DeploymentRow:
-    id: str
-    namespace: str
-    script: str
-    created_on: str
-    source: str
-    versions: list[dict[str, Any]]  # [{"version_id", "percentage"}]
-    annotations: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class NamespaceRow:
-    name: str
-    id: str
-    created_on: str
-    modified_on: str
-
-
-def _script(row: sqlite3.Row) -> ScriptRow:
-    return ScriptRow(
-        row["namespace"], row["name"], row["tag"], row["created_on"], row["modified_on"],
-        json.loads(row["script_settings"]), json.loads(row["subdomain"]),
-    )  # fmt: skip
-
-
-def _version(row: sqlite3.Row) -> VersionRow:
-    return VersionRow(
-        row["id"], row["namespace"], row["script"], row["number"], row["created_on"],
-        row["source"], json.loads(row["metadata"]), row["etag"], bool(row["runnable"]),
-        row["reason"],
-    )  # fmt: skip
-
-
-def _deployment(row: sqlite3.Row) -> DeploymentRow:
-    return DeploymentRow(
-        row["id"], row["namespace"], row["script"], row["created_on"], row["source"],
-        json.loads(row["versions"]), json.loads(row["annotations"]),
-    )  # fmt: skip
-
-
 class AccountStore:
     def __init__(self, path: Path) -> None:
         self.conn = connect(path)
@@ -175,13 +109,13 @@ class AccountStore:
         row = self.conn.execute(
             "SELECT * FROM scripts WHERE namespace = ? AND name = ?", (namespace, name)
         ).fetchone()
-        return _script(row) if row else None
+        return script_of(row) if row else None
 
     def scripts(self, namespace: str) -> list[ScriptRow]:
         rows = self.conn.execute(
             "SELECT * FROM scripts WHERE namespace = ? ORDER BY name", (namespace,)
         ).fetchall()
-        return [_script(r) for r in rows]
+        return [script_of(r) for r in rows]
 
     def delete_script(self, namespace: str, name: str) -> bool:
         with self._transaction() as conn:
@@ -276,7 +210,7 @@ class AccountStore:
             "SELECT * FROM versions WHERE id = ? AND namespace = ? AND script = ?",
             (version_id, namespace, script),
         ).fetchone()
-        return _version(row) if row else None
+        return version_of(row) if row else None
 
     def versions(
         self, namespace: str, script: str, *, offset: int = 0, limit: int = -1
@@ -287,7 +221,7 @@ class AccountStore:
             "ORDER BY number DESC LIMIT ? OFFSET ?",
             (namespace, script, limit, offset),
         ).fetchall()
-        return [_version(r) for r in rows]
+        return [version_of(r) for r in rows]
 
     def count_versions(self, namespace: str, script: str) -> int:
         (count,) = self.conn.execute(
@@ -353,7 +287,7 @@ class AccountStore:
             "SELECT * FROM deployments WHERE namespace = ? AND script = ? ORDER BY seq DESC",
             (namespace, script),
         ).fetchall()
-        return [_deployment(r) for r in rows]
+        return [deployment_of(r) for r in rows]
 
     def current_deployment(self, namespace: str, script: str) -> DeploymentRow | None:
         row = self.conn.execute(
@@ -361,7 +295,7 @@ class AccountStore:
             "ORDER BY seq DESC LIMIT 1",
             (namespace, script),
         ).fetchone()
-        return _deployment(row) if row else None
+        return deployment_of(row) if row else None
 
     def delete_deployment(self, namespace: str, script: str, deployment_id: str) -> bool:
         with self._transaction() as conn:
@@ -382,7 +316,7 @@ class AccountStore:
         found = [
             self.conn.execute("SELECT * FROM versions WHERE id = ?", (i,)).fetchone() for i in ids
         ]
-        return [_version(r) for r in found if r is not None and r["runnable"]]
+        return [version_of(r) for r in found if r is not None and r["runnable"]]
 
     # dispatch namespaces
 

@@ -12,7 +12,7 @@ import cloudflare
 import httpx
 import pytest
 
-from tests.account_client import ACCOUNT_ID, Account, account_server
+from tests.account_client import ACCOUNT_ID, Account, account_of, account_server
 
 pytestmark = pytest.mark.slow
 MODULE = "application/javascript+module"
@@ -29,8 +29,8 @@ PAGE = (
 
 @pytest.fixture(scope="module")
 def account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Account]:
-    with account_server(tmp_path_factory.mktemp("sdk")) as server:
-        yield Account(server)
+    with account_server(tmp_path_factory.mktemp("sdk")) as server, account_of(server) as a:
+        yield a
 
 
 @pytest.fixture(scope="module")

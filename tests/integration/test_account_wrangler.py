@@ -13,9 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.account_client import Account, account_server, wait_until, write_worker
+from tests.account_client import (
+    ACCOUNT_ID,
+    Account,
+    account_of,
+    account_server,
+    wait_until,
+    write_worker,
+)
 
 pytestmark = pytest.mark.slow
+ACCOUNT = ACCOUNT_ID
 
 GREETER = """export default {
   async fetch(request, env, ctx) {
@@ -53,8 +61,8 @@ CUSTOMER = """export default {
 
 @pytest.fixture(scope="module")
 def account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Account]:
-    with account_server(tmp_path_factory.mktemp("account")) as server:
-        yield Account(server)
+    with account_server(tmp_path_factory.mktemp("account")) as server, account_of(server) as a:
+        yield a
 
 
 def greeter(directory: Path, greeting: str, extra: str = "") -> Path:
@@ -113,9 +121,6 @@ def test_deploy_versions_split_override_and_rollback(account: Account, tmp_path:
         ],
     ]
     assert listed[0]["annotations"]["workers/message"] == "back to one"
-
-
-ACCOUNT = "0000000000000000000000000000a1c0"
 
 
 @pytest.mark.timeout(180)
