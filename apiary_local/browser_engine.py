@@ -16,6 +16,10 @@ redirect, an iframe or a WebSocket. Chromium runs in its sandbox where it can (n
     scrape(url, selectors, viewport=, timeout_ms=) -> [{"selector", "results": [{"text", "html",
         "attributes": [{"name", "value"}], "height", "width", "top", "left"}]}]  (Cloudflare's)
     screenshot(url, viewport=, full_page=, timeout_ms=) -> PNG bytes
+    content(url) -> the rendered HTML; links(url, visible_only=, internal_only=) -> [href]
+    markdown(url) -> the rendered page as Markdown; pdf(url, landscape=, print_background=)
+        -> PDF bytes        (each also takes viewport= and timeout_ms=; `url` may instead be
+        `html=`, a page given as text)
     run_steps(steps, cookies=, timeout_ms=) -> the step runner's result; the contract is in
         `apiary_local.browser_runner`, which serves it as `POST /run`
 """
@@ -26,10 +30,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
+from bs4 import BeautifulSoup
+from markdownify import markdownify
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -160,6 +167,59 @@ class BrowserEngine:
             await self._open(page, url, timeout_ms)
             return await page.screenshot(full_page=full_page)
 
+    async def content(self, url: str | None, **options: Any) -> str:
+        async with self._loaded(url, **options) as page:
+            return await page.content()
+
+    async def markdown(self, url: str | None, **options: Any) -> str:
+        async with self._loaded(url, **options) as page:
+            html = await page.content()
+        return html_to_markdown(html)
+
+    async def links(
+        self,
+        url: str | None,
+        *,
+        visible_only: bool = False,
+        internal_only: bool = False,
+        **options: Any,
+    ) -> list[str]:
+        async with self._loaded(url, **options) as page:
+            found: list[str] = await page.evaluate(_LINKS_JS, [visible_only, internal_only])
+        return found
+
+    async def pdf(
+        self,
+        url: str | None,
+        *,
+        landscape: bool = False,
+        print_background: bool = False,
+        **options: Any,
+    ) -> bytes:
+        async with self._loaded(url, **options) as page:
+            return await page.pdf(landscape=landscape, print_background=print_background)
+
+    @contextlib.asynccontextmanager
+    async def _loaded(
+        self,
+        url: str | None,
+        *,
+        html: str | None = None,
+        viewport: dict[str, int] | None = None,
+        timeout_ms: int | None = None,
+    ) -> AsyncIterator[Page]:
+        """A page holding `url` (or `html`), loaded, in a fresh context."""
+        timeout_ms = self._timeout(timeout_ms)
+        async with self._page(timeout_ms, viewport=viewport) as (_, page):
+            if html is not None:
+                try:
+                    await page.set_content(html, wait_until="load", timeout=timeout_ms)
+                except PlaywrightError as exc:
+                    raise NavigationError(first_line(exc)) from exc
+            else:
+                await self._open(page, str(url), timeout_ms)
+            yield page
+
     async def run_steps(
         self,
         steps: list[dict[str, Any]],
@@ -287,6 +347,38 @@ class BrowserEngine:
                 async with asyncio.timeout(CLEANUP_S):
                     await playwright.stop()
 
+
+def html_to_markdown(html: str) -> str:
+    """Markdown of a rendered page: its scripts, styles and head left out (markdownify)."""
+    soup = BeautifulSoup(html, "html.parser")
+    for element in soup(["script", "style", "noscript", "template", "head"]):
+        element.decompose()
+    text = markdownify(str(soup), heading_style="ATX", bullets="-")
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+# [visibleLinksOnly, excludeExternalLinks] -> the absolute hrefs of the page's links, once each
+_LINKS_JS = """([visibleOnly, internalOnly]) => {
+  const seen = new Set();
+  for (const a of document.querySelectorAll("a[href]")) {
+    let url;
+    try {
+      url = new URL(a.getAttribute("href"), document.baseURI);
+    } catch {
+      continue;  // a relative link in a page given as html has no base to resolve against
+    }
+    if (!["http:", "https:"].includes(url.protocol)) continue;
+    if (internalOnly && url.hostname !== location.hostname) continue;
+    if (visibleOnly) {
+      const box = a.getBoundingClientRect();
+      const style = getComputedStyle(a);
+      const hidden = style.visibility === "hidden" || style.display === "none";
+      if (!box.width || !box.height || hidden) continue;
+    }
+    seen.add(url.href);
+  }
+  return [...seen];
+}"""
 
 _SCRAPE_JS = """els => els.map(e => {
   const r = e.getBoundingClientRect();

@@ -11,6 +11,17 @@
         -> {"success": true, "result": [{"selector", "results": [{"text", "html",
             "attributes": [{"name", "value"}], "height", "width", "top", "left"}]}], ...}
     POST .../screenshot  {url, screenshotOptions?, viewport?, gotoOptions?} -> image/png
+    POST .../content     {url | html, viewport?, gotoOptions?} -> result: the rendered HTML
+    POST .../links       {url | html, visibleLinksOnly?, excludeExternalLinks?, viewport?,
+                          gotoOptions?} -> result: [absolute href, ...]
+    POST .../markdown    {url | html, viewport?, gotoOptions?} -> result: Markdown text
+    POST .../pdf         {url | html, pdfOptions?: {landscape?, printBackground?}, viewport?,
+                          gotoOptions?} -> application/pdf
+
+`content`, `links`, `markdown` and `pdf` take `html` (a page given as text) instead of `url`,
+as Cloudflare's do. Shapes follow Cloudflare's documentation; where the official SDK's models
+disagree (5.6.0 types `screenshot`'s answer as a JSON object and a `scrape` match's `results` as
+one object, while the API answers PNG bytes and a list of matches), the documentation wins.
 
 Failures use Cloudflare's envelope, `{"success": false, "errors": [{"code", "message"}],
 "messages": [], "result": null}`: 400 for a bad body (including fields this subset does not
@@ -55,12 +66,28 @@ FIELDS = {
     "snapshot": {"url", "viewport", "screenshotOptions", "gotoOptions"},
     "scrape": {"url", "elements", "viewport", "gotoOptions"},
     "screenshot": {"url", "viewport", "screenshotOptions", "gotoOptions"},
-}
+    "content": {"url", "html", "viewport", "gotoOptions"},
+    "links": {
+        "url", "html", "viewport", "gotoOptions", "visibleLinksOnly", "excludeExternalLinks",
+    },
+    "markdown": {"url", "html", "viewport", "gotoOptions"},
+    "pdf": {"url", "html", "viewport", "gotoOptions", "pdfOptions"},
+}  # fmt: skip
+TAKES_HTML = frozenset({"content", "links", "markdown", "pdf"})
+MAX_HTML_CHARS = 512 * 1024
 OPTION_FIELDS = {
     "viewport": {"width", "height"},
     "screenshotOptions": {"fullPage"},
     "gotoOptions": {"timeout"},
+    "pdfOptions": {"landscape", "printBackground"},
 }
+FLAGS = (
+    ("visibleLinksOnly", None),
+    ("excludeExternalLinks", None),
+    ("landscape", "pdfOptions"),
+    ("printBackground", "pdfOptions"),
+    ("fullPage", "screenshotOptions"),
+)
 
 
 class SlidingWindow:
@@ -110,7 +137,13 @@ def _parse(endpoint: str, raw: bytes) -> dict[str, Any]:
     unknown = set(body) - FIELDS[endpoint]
     if unknown:
         raise InvalidRequest(f"not supported here: {', '.join(sorted(unknown))}")
-    check_url(body.get("url"))
+    if endpoint in TAKES_HTML and "html" in body:
+        if "url" in body:
+            raise InvalidRequest("give url or html, not both")
+        if not isinstance(body["html"], str) or not 0 < len(body["html"]) <= MAX_HTML_CHARS:
+            raise InvalidRequest(f"html must be a string of 1 to {MAX_HTML_CHARS} characters")
+    else:
+        check_url(body.get("url"))
     for name, allowed in OPTION_FIELDS.items():
         options = body.get(name, {})
         if not isinstance(options, dict) or set(options) - allowed:
@@ -121,8 +154,10 @@ def _parse(endpoint: str, raw: bytes) -> dict[str, Any]:
         and all(type(v) is int and 1 <= v <= 10_000 for v in viewport.values())
     ):
         raise InvalidRequest("viewport must be {width, height}, integers from 1 to 10000")
-    if type(body.get("screenshotOptions", {}).get("fullPage", False)) is not bool:
-        raise InvalidRequest("screenshotOptions.fullPage must be a boolean")
+    for flag, within in FLAGS:
+        holder = body.get(within, {}) if within else body
+        if type(holder.get(flag, False)) is not bool:
+            raise InvalidRequest(f"{within + '.' if within else ''}{flag} must be a boolean")
     if "timeout" in body.get("gotoOptions", {}):
         check_timeout(body["gotoOptions"]["timeout"], "gotoOptions.timeout")
     if endpoint == "scrape":
@@ -177,11 +212,13 @@ def create_app(
 
 
 async def _serve(engine: BrowserEngine, name: str, body: dict[str, Any]) -> Response:
-    url = body["url"]
+    url = body.get("url")
     common = {
         "viewport": body.get("viewport"),
         "timeout_ms": body.get("gotoOptions", {}).get("timeout"),
     }
+    if name in TAKES_HTML:
+        return await _serve_page(engine, name, url, body, common)
     full_page = body.get("screenshotOptions", {}).get("fullPage", False)
     if name == "snapshot":
         return _success(await engine.snapshot(url, full_page=full_page, **common))
@@ -190,3 +227,33 @@ async def _serve(engine: BrowserEngine, name: str, body: dict[str, Any]) -> Resp
         return _success(await engine.scrape(url, selectors, **common))
     png = await engine.screenshot(url, full_page=full_page, **common)
     return Response(png, media_type="image/png")
+
+
+async def _serve_page(
+    engine: BrowserEngine,
+    name: str,
+    url: str | None,
+    body: dict[str, Any],
+    common: dict[str, Any],
+) -> Response:
+    common = {**common, "html": body.get("html")}
+    if name == "content":
+        return _success(await engine.content(url, **common))
+    if name == "markdown":
+        return _success(await engine.markdown(url, **common))
+    if name == "links":
+        found = await engine.links(
+            url,
+            visible_only=body.get("visibleLinksOnly", False),
+            internal_only=body.get("excludeExternalLinks", False),
+            **common,
+        )
+        return _success(found)
+    options = body.get("pdfOptions", {})
+    document = await engine.pdf(
+        url,
+        landscape=options.get("landscape", False),
+        print_background=options.get("printBackground", False),
+        **common,
+    )
+    return Response(document, media_type="application/pdf")

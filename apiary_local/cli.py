@@ -82,6 +82,7 @@ def _dev(args: argparse.Namespace) -> int:
     import uvicorn
 
     import logs
+    from apiary_local import local_token
     from apiary_local.runtime import LocalRuntime
     from apiary_local.server import LocalServer
 
@@ -94,16 +95,20 @@ def _dev(args: argparse.Namespace) -> int:
         args.state.resolve(),
         run_crons=not args.no_cron,
         evict_after_s=args.evict_after,
+        port=args.port,
     )
     scheme = "https" if args.tls_cert else "http"
-    logs.get_logger("cli").info(
-        f"apiary dev: {scheme}://{args.host}:{args.port} (state {args.state.resolve()})"
-    )
+    cli_log = logs.get_logger("cli")
+    cli_log.info(f"apiary dev: {scheme}://{args.host}:{args.port} (state {args.state.resolve()})")
+    cli_log.info(f"local Cloudflare account: {scheme}://127.0.0.1:{args.port}/client/v4")
+    if runtime.generated_token:
+        token_file = local_token.path_in(args.state.resolve())
+        cli_log.info(f"its API token (generated, CF_API_TOKEN is unset) is in {token_file}")
     from swarms.protocol import MAX_FRAME_BYTES
 
     tls = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)}
     uvicorn.run(
-        LocalServer(runtime),
+        LocalServer(runtime, port=args.port),
         host=args.host,
         port=args.port,
         log_level="warning",

@@ -60,13 +60,16 @@ class EgressProxy:
         reason = refusal(url, self.policy)
         if reason is not None:
             return None, reason
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except OSError:
-            return None, None  # no such host: a plain failure, not a refusal
-        addresses = [str(info[4][0]) for info in infos]
+        if host == "localhost" or host.endswith(".localhost"):
+            addresses = ["127.0.0.1"]  # RFC 6761, as Chromium resolves them itself
+        else:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+            except OSError:
+                return None, None  # no such host: a plain failure, not a refusal
+            addresses = [str(info[4][0]) for info in infos]
         reason = refusal(url, self.policy, addresses)
         return (addresses[0] if reason is None and addresses else None), reason
 

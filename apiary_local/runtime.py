@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiary_local import local_token
+from apiary_local.account.local_account import DEFAULT_ACCOUNT_ID, LocalAccount
 from apiary_local.assets import StaticAssets
 from apiary_local.buckets import LocalBucket
 from apiary_local.config import ConfigError, WorkerConfig
@@ -16,6 +19,7 @@ from apiary_local.meter import Meter
 from apiary_local.namespace import LocalNamespace
 from apiary_local.objects import ObjectHost
 from apiary_local.scheduler import CronScheduler
+from apiary_local.step_runner import GatedHttp, StepRunnerProcess
 from clock import SystemClock
 from cron.dispatch import ScheduledEvent
 from egress import VAR as EGRESS
@@ -31,6 +35,20 @@ if TYPE_CHECKING:
 
 log = get_logger("runtime")
 DATABASE_BINDING = "DB"
+# On one machine the peers (backends, fixture sites, the step runner) are on loopback.
+DEFAULT_EGRESS_ALLOW = "loopback"
+
+
+def local_defaults(values: dict[str, str], *, port: int, state_dir: Path) -> dict[str, str]:
+    """Zero configuration: what apiary dev stands in for when it is not configured. An unset
+    `CF_API_BASE` is apiary dev's own account API, an unset `CF_API_TOKEN` its generated local
+    token, an unset `CF_ACCOUNT_ID` the local account's id. Set values are kept."""
+    filled = dict(values)
+    filled["CF_ACCOUNT_ID"] = values.get("CF_ACCOUNT_ID") or DEFAULT_ACCOUNT_ID
+    filled["CF_API_BASE"] = values.get("CF_API_BASE") or f"http://127.0.0.1:{port}/client/v4"
+    filled["CF_API_TOKEN"] = values.get("CF_API_TOKEN") or local_token.load_or_create(state_dir)
+    filled[EGRESS] = values.get(EGRESS) or DEFAULT_EGRESS_ALLOW
+    return filled
 
 
 async def resolve_host(host: str) -> list[str]:
@@ -49,6 +67,7 @@ class LocalRuntime:
         clock: Clock | None = None,
         run_crons: bool = True,
         evict_after_s: float = 30.0,
+        port: int = 8787,
     ) -> None:
         self.config = config
         self.definition = definition
@@ -83,10 +102,21 @@ class LocalRuntime:
                     evict_after_s=evict_after_s,
                 )
             self.hosts[binding.name] = hosts_by_class[binding.class_name]
-        self.http = HttpxHttp()
-        values = {**config.vars, **config.secrets}
-        # On one machine the peers (backends, fixture sites, the step runner) are on loopback.
-        values[EGRESS] = values.get(EGRESS) or "loopback"
+        given = {**config.vars, **config.secrets}
+        self.generated_token = not given.get("CF_API_TOKEN")
+        values = local_defaults(given, port=port, state_dir=state_dir)
+        # An unset BROWSER_RUNNER_URL: a step runner of our own, started on first use.
+        self.step_runner: StepRunnerProcess | None = None
+        if not values.get("BROWSER_RUNNER_URL"):
+            token = values.get("BROWSER_RUNNER_TOKEN") or secrets.token_urlsafe(32)
+            self.step_runner = StepRunnerProcess(
+                token=token,
+                egress_allow=values["EGRESS_ALLOW"],
+                log_path=state_dir / "step-runner.log",
+            )
+            values["BROWSER_RUNNER_URL"] = self.step_runner.url
+            values["BROWSER_RUNNER_TOKEN"] = token
+        self.http = GatedHttp(HttpxHttp(), self.step_runner)
         try:
             policy = EgressPolicy.parse(values[EGRESS])
         except EgressError as exc:
@@ -107,6 +137,13 @@ class LocalRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._browser: Any = None
         self._rendering: Any = None
+        self.account = LocalAccount(
+            state_dir,
+            account_id=values["CF_ACCOUNT_ID"],
+            token=values["CF_API_TOKEN"],
+            port=port,
+            browser_rendering=self.browser_rendering,
+        )
 
     def browser_rendering(self) -> Any:
         """The Browser Rendering REST subset, on a real Chromium started at first use."""
@@ -140,6 +177,7 @@ class LocalRuntime:
             scheduler = CronScheduler(self.config.crons, self.clock, self.scheduled)
             self._tasks.append(asyncio.create_task(scheduler.run()))
         self._tasks.append(asyncio.create_task(self._evict_idle()))
+        await self.account.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -149,6 +187,9 @@ class LocalRuntime:
                 await task
         for host in set(self.hosts.values()):
             await host.stop()
+        await self.account.stop()
+        if self.step_runner is not None:
+            await self.step_runner.stop()
         for database in self.databases.values():
             database.close()
         if self._browser is not None:

@@ -1,13 +1,19 @@
 """The local runtime's front door: the ASGI app uvicorn serves on 127.0.0.1:8787.
 
-- `/__meter` (GET; POST `/__meter/reset`): the meter, to loopback clients only.
+- Requests for a deployed Worker of the local account (Host `{script}.localhost`, or from a
+  dispatcher): `apiary_local.account.router`. These are public, as on workers.dev.
+- `/__meter` (GET; POST `/__meter/reset`): the meter.
 - `/__scheduled?cron=...&time=...`: run the scheduled handler now (wrangler dev's convention).
-- `/client/v4/accounts/{id}/browser-rendering/...`: the Browser Rendering REST subset apiary
-  uses, on a real Chromium (set `CF_API_BASE` to `http://127.0.0.1:8787/client/v4`).
+- `/client/v4/...`: the local Cloudflare account (`apiary_local.account.app`): Workers
+  scripts, versions, deployments, dispatch namespaces, GraphQL analytics and the Browser
+  Rendering subset, behind the account's bearer token.
 - WebSocket upgrades whose path the worker routes to an object go straight to that object.
 - `[assets]`: static files with Cloudflare's routing rules and `_headers`
   (`apiary_local.assets`); unbilled, like Cloudflare's asset serving.
 - Everything else is the Worker's own HTTP app.
+
+The three local-only entries answer only a loopback Host and this server's own Origin (see
+`apiary_local.local_guard`), and a loopback client.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import json
 from typing import Any
 from urllib.parse import parse_qs
 
+from apiary_local import local_guard
 from apiary_local.runtime import LocalRuntime
 from durable.base import ObjectRequest
 from logs import get_logger
 
 log = get_logger("server")
-BROWSER_RENDERING = "/client/v4/accounts/"  # Cloudflare's REST path, served locally
+ACCOUNT_API = "/client/v4/"  # Cloudflare's API, served locally
 _LOOPBACK = ("127.", "::1", "localhost")
 
 
@@ -63,20 +70,23 @@ class _AsgiConnection:
 
 
 class LocalServer:
-    def __init__(self, runtime: LocalRuntime) -> None:
+    def __init__(self, runtime: LocalRuntime, *, port: int = 8787) -> None:
         self.runtime = runtime
+        self.port = port
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
+        elif self.runtime.account.router.claims(scope):
+            await self.runtime.account.router(scope, receive, send)
         elif scope["path"] == "/__meter" or scope["path"].startswith("/__meter/"):
             await self._meter(scope, send)
         elif scope["path"] == "/__scheduled":
             await self._scheduled(scope, send)
-        elif scope["path"].startswith(BROWSER_RENDERING):
-            await self.runtime.browser_rendering()(scope, receive, send)
+        elif scope["path"].startswith(ACCOUNT_API):
+            await self.runtime.account.api(scope, receive, send)
         elif not await self._asset(scope, send):
             self.runtime.meter.count("worker_requests")
             await self.runtime.app(scope, receive, send)
@@ -116,13 +126,16 @@ class LocalServer:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    @staticmethod
-    def _loopback(scope: dict[str, Any]) -> bool:
+    def _local_only(self, scope: dict[str, Any]) -> bool:
         client = scope.get("client") or ("",)
-        return str(client[0]).startswith(_LOOPBACK)
+        return (
+            str(client[0]).startswith(_LOOPBACK)
+            and local_guard.loopback_host(scope)
+            and local_guard.own_origin(scope, self.port)
+        )
 
     async def _meter(self, scope: dict[str, Any], send: Any) -> None:
-        if not self._loopback(scope):
+        if not self._local_only(scope):
             await _send_json(send, 403, {"error": {"code": "forbidden", "message": "local only"}})
             return
         if scope["path"] == "/__meter/reset" and scope["method"] == "POST":
@@ -137,7 +150,7 @@ class LocalServer:
         await _send_json(send, 200, snapshot)
 
     async def _scheduled(self, scope: dict[str, Any], send: Any) -> None:
-        if not self._loopback(scope):
+        if not self._local_only(scope):
             await _send_json(send, 403, {"error": {"code": "forbidden", "message": "local only"}})
             return
         query = parse_qs(scope.get("query_string", b"").decode())

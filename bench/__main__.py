@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # as pytest's pythonpath
 
-from bench import browser, cron, dashboard, health, swarms, tasks
+from bench import account, browser, cron, dashboard, health, swarms, tasks
 
 BENCHMARKS = {
     "health": health.run,
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "swarms": swarms.run,
     "browser": browser.run,
     "dashboard": dashboard.run,
+    "account": account.run,
 }
 
 
