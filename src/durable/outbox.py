@@ -81,8 +81,12 @@ class Outbox:
             )
 
     def next_due_ms(self) -> int | None:
-        """When the alarm must come back for the outbox (None: nothing waits)."""
-        rows = self.storage.exec("SELECT min(next_ms) AS at FROM outbox")
+        """When the alarm must come back for the outbox (None: nothing waits): the earliest
+        retry of a stream's first row (the rows behind it wait for it, whatever their time)."""
+        rows = self.storage.exec(
+            "SELECT min(next_ms) AS at FROM outbox AS o"
+            " WHERE seq = (SELECT min(seq) FROM outbox WHERE stream = o.stream)"
+        )
         return rows[0]["at"] if rows else None
 
     async def drain(self) -> None:

@@ -30,7 +30,7 @@ from tasks import lifecycle, records
 from tasks import settings as names
 from tasks.lifecycle import CANCEL, PROJECT, RELEASE, Answer, Step
 from tasks.settings import TaskSettings
-from tasks.states import IN_FLIGHT, TERMINAL, TaskStatus
+from tasks.states import TERMINAL, TaskStatus
 
 log = get_logger("tasks")
 CANCEL_TRIES = 3  # telling a server is best effort
@@ -81,8 +81,9 @@ class TaskManager(DurableObjectLogic):
         return doc
 
     async def _apply(self, step: Step) -> Doc:
-        """Write what `step` decided (one transaction), set the alarm it needs, then deliver
-        its effects."""
+        """Write what `step` decided (one transaction), then deliver its effects. The alarm is
+        set from what is stored before the delivery's awaits (so a crash in them leaves an
+        alarm for the outbox) and again after (so a delivered outbox leaves none behind)."""
         storage = self.ctx.storage
 
         def write() -> None:
@@ -105,10 +106,9 @@ class TaskManager(DurableObjectLogic):
 
         if step.changed or step.effects or step.opened or step.closed:
             storage.transaction(write)
-        if not step.keep_alarm:
-            await self._arm(step.alarm_ms)
+        await self._arm()
         await self.outbox.drain()
-        await self._arm_for_outbox()
+        await self._arm()
         return step.doc
 
     def _effect(self, kind: str, doc: Doc) -> Effect:
@@ -119,19 +119,19 @@ class TaskManager(DurableObjectLogic):
             return Effect(f"cancel:{doc['attempt']}", CANCEL, body)
         return Effect(PROJECT, PROJECT)
 
-    async def _arm(self, at_ms: int | None) -> None:
-        due = [t for t in (at_ms, self.outbox.next_due_ms()) if t is not None]
-        if due:
-            await self.ctx.storage.set_alarm(min(due))
-        else:
+    async def _arm(self) -> None:
+        """The alarm at the stored document's `wake_ms` or the outbox's next retry, whichever
+        is first, or none; derived from storage, so whichever event arms last is right."""
+        doc = self.doc.load()
+        wake = None if doc is None else doc.get("wake_ms")
+        due = [t for t in (wake, self.outbox.next_due_ms()) if t is not None]
+        target = min(due) if due else None
+        if target == await self.ctx.storage.get_alarm():
+            return
+        if target is None:
             await self.ctx.storage.delete_alarm()
-
-    async def _arm_for_outbox(self) -> None:
-        due = self.outbox.next_due_ms()
-        if due is not None:
-            current = await self.ctx.storage.get_alarm()
-            if current is None or current > due:
-                await self.ctx.storage.set_alarm(due)
+        else:
+            await self.ctx.storage.set_alarm(target)
 
     # --- RPC ---
 
@@ -173,7 +173,7 @@ class TaskManager(DurableObjectLogic):
             return
         with correlation.bound(doc["correlation_id"]):
             if TaskStatus(doc["status"]) in TERMINAL:
-                await self._apply(Step(doc, alarm_ms=None, changed=False))  # effects left over
+                await self._apply(Step(doc, changed=False))  # only effects left over
                 return
             timed_out = lifecycle.deadline_passed(doc, self.now_ms())
             if timed_out is not None:
@@ -182,8 +182,8 @@ class TaskManager(DurableObjectLogic):
                 doc = await self._assign(doc)
             if doc["phase"] == "dispatching":
                 await self._dispatch(doc)
-            elif TaskStatus(doc["status"]) in IN_FLIGHT:
-                await self._arm(doc["deadline_ms"])
+            else:
+                await self._arm()
 
     async def _assign(self, doc: Doc) -> Doc:
         attempt = doc["attempt"] + 1
@@ -224,12 +224,11 @@ class TaskManager(DurableObjectLogic):
             answer = Answer(response.status, response.headers.get("retry-after"))
         except HttpError as exc:
             answer = Answer(failure=exc.kind, detail=str(exc))
-        step = lifecycle.dispatched(
-            self._load(), doc["lease_id"], answer, self.now_ms(), self.rules
-        )
+        latest = self._load()  # a callback or a cancel may have landed while we waited
+        step = lifecycle.dispatched(latest, doc["lease_id"], answer, self.now_ms(), self.rules)
         if step.changed and step.doc["phase"] == "dispatching":
             event(log, logging.INFO, "dispatch retry", task_id=doc["id"], status=answer.status,
-                  failure=answer.failure, at_ms=step.alarm_ms)  # fmt: skip
+                  failure=answer.failure, at_ms=step.doc["wake_ms"])  # fmt: skip
         await self._apply(step)
 
     # --- effects (the outbox's deliveries) ---

@@ -1,10 +1,12 @@
 """A task's decisions as pure functions: `(document, event, now) -> Step`.
 
 The TaskManager reads its document, asks one of these what follows from an event, and applies
-the `Step` in one transaction: the new document, the attempt opened or closed, the effects
-queued in its outbox, the alarm it needs. None of them does I/O, so each is a table test, and an
-event that arrives while an outbound call is in flight (Cloudflare interleaves there) is judged
-against the document as it is then, not as it was when the call went out.
+the `Step` in one transaction: the new document (with `wake_ms`, when its alarm must fire next),
+the attempt opened or closed, the effects queued in its outbox. None of them does I/O, so each
+is a table test, and an event that arrives while an outbound call is in flight (Cloudflare
+interleaves there) is judged against the document as it is then, not as it was when the call
+went out. The alarm is always derived from what is stored (`wake_ms` and the outbox), so no
+event can leave behind an alarm another event's decision made stale.
 
 Attempts: a server is chosen (the registry), the attempt opens with a lease and a deadline
 (`timeout_s`), the task is dispatched (`POST {url}/tasks`). Network errors, timeouts, 5xx, 408
@@ -48,13 +50,11 @@ class Closed:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    doc: Doc
-    alarm_ms: int | None  # when the alarm must fire next; None: no alarm
+    doc: Doc  # its `wake_ms`: when the alarm must fire next (None: no alarm)
     effects: tuple[str, ...] = ()
     opened: Opened | None = None
     closed: Closed | None = None
     changed: bool = True  # False: nothing to write (the event changed nothing)
-    keep_alarm: bool = False  # True: leave the alarm as another event set it
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +98,15 @@ def new_task(spec: dict[str, Any], now: int) -> Step:
         "progress": None,
         "created_ms": now,
         "updated_ms": now,
+        "wake_ms": now,
         "version": 0,
     }
-    return Step(doc, alarm_ms=now, effects=(PROJECT,))
+    return Step(doc, effects=(PROJECT,))
 
 
 def _nothing(doc: Doc) -> Step:
-    """The event changes nothing, not even the alarm another event set."""
-    return Step(doc, alarm_ms=None, changed=False, keep_alarm=True)
+    """The event changes nothing, not even when the alarm fires."""
+    return Step(doc, changed=False)
 
 
 def assigned(doc: Doc, server: dict[str, str], lease_id: str, now: int) -> Step:
@@ -122,15 +123,15 @@ def assigned(doc: Doc, server: dict[str, str], lease_id: str, now: int) -> Step:
         "dispatch_tries": 0,
         "deadline_ms": now + int(doc["timeout_s"] * 1000),
         "updated_ms": now,
+        "wake_ms": now,  # dispatch at once
     }
-    return Step(
-        new, alarm_ms=now, effects=(PROJECT,), opened=Opened(n, server["id"], lease_id, now)
-    )
+    opened = Opened(n, server["id"], lease_id, now)
+    return Step(new, effects=(PROJECT,), opened=opened)
 
 
 def waiting(doc: Doc, now: int, settings: Settings) -> Step:
     """No server can take it now: ask again after a while (the registry keeps its place)."""
-    return Step(doc, alarm_ms=now + settings.wait_poll_ms, changed=False)
+    return Step({**doc, "wake_ms": now + settings.wait_poll_ms})
 
 
 def dispatched(doc: Doc, lease_id: str, answer: Answer, now: int, settings: Settings) -> Step:
@@ -139,7 +140,8 @@ def dispatched(doc: Doc, lease_id: str, answer: Answer, now: int, settings: Sett
     if doc["lease_id"] != lease_id or doc["phase"] != "dispatching":
         return _nothing(doc)
     if answer.status is not None and 200 <= answer.status < 300:
-        return Step({**doc, "phase": "acked", "updated_ms": now}, alarm_ms=doc["deadline_ms"])
+        acked = {**doc, "phase": "acked", "updated_ms": now, "wake_ms": doc["deadline_ms"]}
+        return Step(acked)
     where = f"dispatch to {doc['server_id']}"
     if answer.failure is None and not should_retry(answer.status):
         error = f"{where} refused: HTTP {answer.status}"
@@ -151,8 +153,8 @@ def dispatched(doc: Doc, lease_id: str, answer: Answer, now: int, settings: Sett
     if answer.failure == "refused" or tries >= settings.dispatch_tries:
         return end_attempt({**doc, "dispatch_tries": tries}, "dispatch_failed", reason, now)
     delay = next_delay_ms(tries - 1, answer.status, answer.retry_after, now, settings.backoff)
-    new = {**doc, "dispatch_tries": tries, "updated_ms": now}
-    return Step(new, alarm_ms=min(now + delay, doc["deadline_ms"]))
+    wake = min(now + delay, doc["deadline_ms"])
+    return Step({**doc, "dispatch_tries": tries, "updated_ms": now, "wake_ms": wake})
 
 
 def end_attempt(doc: Doc, outcome: str, error: str, now: int) -> Step:
@@ -171,25 +173,25 @@ def end_attempt(doc: Doc, outcome: str, error: str, now: int) -> Step:
         "updated_ms": now,
     }
     if doc["attempt"] < doc["max_attempts"]:
-        new["status"] = TaskStatus.PENDING.value
-        alarm: int | None = now
+        new.update(status=TaskStatus.PENDING.value, wake_ms=now)
     else:
         final = TaskStatus.TIMED_OUT if outcome == "timed_out" else TaskStatus.FAILED
-        new.update(status=final.value, error=f"gave up after {doc['attempt']} attempts: {error}")
-        alarm = None
+        new.update(status=final.value, error=f"gave up after {doc['attempt']} attempts: {error}",
+                   wake_ms=None)  # fmt: skip
     closed = Closed(doc["attempt"], outcome, error, now)
-    return Step(new, alarm_ms=alarm, effects=(RELEASE, PROJECT), closed=closed)
+    return Step(new, effects=(RELEASE, PROJECT), closed=closed)
 
 
 def finish(
     doc: Doc, status: TaskStatus, now: int, *, outcome: str, error: str | None = None
 ) -> Step:
     """A final outcome. The lease stays: the server that finished may repeat its callback."""
-    new = {**doc, "status": status.value, "phase": None, "deadline_ms": None, "updated_ms": now}
+    new = {**doc, "status": status.value, "phase": None, "deadline_ms": None, "updated_ms": now,
+           "wake_ms": None}  # fmt: skip
     if error is not None:
         new["error"] = error
     closed = Closed(doc["attempt"], outcome, error, now) if doc["attempt"] else None
-    return Step(new, alarm_ms=None, effects=(RELEASE, PROJECT), closed=closed)
+    return Step(new, effects=(RELEASE, PROJECT), closed=closed)
 
 
 def deadline_passed(doc: Doc, now: int) -> Step | None:
@@ -238,8 +240,9 @@ def reported(
     base = {**doc, "progress": progress if progress is not None else doc["progress"]}
     if new_status == TaskStatus.RUNNING:
         moved = current != new_status
-        new = {**base, "status": new_status.value, "phase": "acked", "updated_ms": now}
-        return Step(new, alarm_ms=doc["deadline_ms"], effects=(PROJECT,) if moved else ())
+        new = {**base, "status": new_status.value, "phase": "acked", "updated_ms": now,
+               "wake_ms": doc["deadline_ms"]}  # fmt: skip
+        return Step(new, effects=(PROJECT,) if moved else ())
     base.update(result=change.get("result"), error=change.get("error"))
     if new_status == TaskStatus.SUCCEEDED:
         base["progress"] = 1.0

@@ -1,0 +1,69 @@
+"""JobRunner in process: a run handed over while another run's attempt is in flight.
+
+On Cloudflare (and in `apiary dev`) the input gate opens while the runner awaits its backend,
+so `start` can run in the middle of an attempt. Each concurrency policy must decide on the runs
+as they are then, and the attempt's answer must not undo that decision.
+"""
+
+import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cron.jobs import Concurrency, Job, JobTable
+from durable.job_runner import JobRunner, JobRunnerClient
+from tests.world import Gate, Reply, World
+
+pytestmark = pytest.mark.anyio
+BACKEND = "http://backend.test"
+
+
+def world_for(tmp_path: Path, policy: Concurrency) -> World:
+    job = Job(name="job", path="/cron/job", schedules={}, concurrency=policy, max_attempts=1)
+    runner = JobRunner.for_jobs(JobTable([job]))
+    return World(tmp_path, classes={"JOB_RUNNER": runner}, config={"BACKEND_BASE": BACKEND})
+
+
+async def in_flight(world: World, gate: Gate) -> tuple[JobRunnerClient, str, asyncio.Task[None]]:
+    world.http.route("POST", f"{BACKEND}/cron/job", gate)
+    client = JobRunnerClient.for_job(world.services, "job")
+    first = (await client.start("job", "manual", world.clock.ms))["run"]["id"]
+    attempt = asyncio.create_task(world.alarm("JOB_RUNNER", "job"))
+    await gate.entered.wait()
+    return client, first, attempt
+
+
+def statuses(world: World) -> dict[str, str]:
+    """Each run's status, where the object keeps it and in its D1 projection: they agree."""
+    projected = {r["id"]: r["status"] for r in world.rows("SELECT id, status FROM cron_runs")}
+    with contextlib.closing(sqlite3.connect(world.object_file("JOB_RUNNER", "job"))) as db:
+        kept = dict(db.execute("SELECT id, status FROM runs").fetchall())
+    assert kept == projected
+    return kept
+
+
+@pytest.mark.parametrize(
+    ("policy", "second_status", "first_after"),
+    [
+        (Concurrency.FORBID, "skipped", "succeeded"),
+        (Concurrency.REPLACE, "queued", "cancelled"),
+        (Concurrency.ALLOW, "queued", "succeeded"),
+    ],
+)
+async def test_a_run_handed_over_during_an_attempt(
+    tmp_path: Path, policy: Concurrency, second_status: str, first_after: str
+) -> None:
+    async with world_for(tmp_path, policy) as world:
+        gate = Gate(Reply(200, {"ok": True}))
+        client, first, attempt = await in_flight(world, gate)
+        second = (await client.start("job", "manual", world.clock.ms))["run"]
+        assert second["status"] == second_status
+        gate.release.set()  # the first attempt's answer arrives after the decision
+        await attempt
+        found = statuses(world)
+        assert found[first] == first_after
+        assert found[second["id"]] == second_status
+        attempts = world.rows("SELECT run_id, outcome FROM cron_attempts ORDER BY run_id")
+        assert attempts == [{"run_id": first, "outcome": "succeeded"}]  # recorded either way
