@@ -22,6 +22,7 @@ VARS = frozenset(
         "TASK_WAIT_POLL_S",
         "DISPATCH_TIMEOUT_S",
         "DISPATCH_TRIES",
+        "SERVER_CREDENTIAL_GRACE_S",
         "CF_API_BASE",
         "BROWSER_MAX_CONCURRENCY",
         "BROWSER_REQUESTS_PER_MINUTE",

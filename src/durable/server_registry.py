@@ -22,12 +22,11 @@ from errors import NotFound
 from services import Services
 from tasks import settings as names
 from tasks.choice import Candidate, choose_server
+from tasks.settings import TaskSettings
 
 NAME = "global"
 WAITER_TTL_MS = 15_000  # a waiter that stopped asking no longer holds others back
 MISSES_TO_LOSE = 2
-# A slot is expected in a heartbeat only once its dispatch has had this long to arrive.
-EXPECT_AFTER_MS = 10_000
 
 
 class ServerRecord(TypedDict):
@@ -96,6 +95,11 @@ class ServerRegistry(DurableObjectLogic):
             task_id TEXT PRIMARY KEY, priority INTEGER NOT NULL, required TEXT NOT NULL,
             since_ms INTEGER NOT NULL)""",
     )
+
+    def on_start(self) -> None:
+        super().on_start()
+        # A slot is expected in a heartbeat only once its dispatch has had time to arrive.
+        self.expect_after_ms = TaskSettings.from_config(self.services.config).dispatch_window_ms
 
     def _assigned(self) -> dict[str, int]:
         rows = self.ctx.storage.exec(
@@ -186,7 +190,7 @@ class ServerRegistry(DurableObjectLogic):
         for slot in held:
             if slot["task_id"] in listed:
                 misses = 0
-            elif slot["assigned_ms"] <= now - EXPECT_AFTER_MS:
+            elif slot["assigned_ms"] <= now - self.expect_after_ms:
                 misses = slot["misses"] + 1
             else:
                 continue  # too new: its dispatch may not have arrived before this heartbeat

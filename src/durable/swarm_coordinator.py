@@ -215,6 +215,8 @@ class SwarmCoordinator(DurableObjectLogic):
         if refusal is not None:
             event(log, logging.WARNING, "audit: watcher refused", swarm=doc["id"], why=refusal)
             return ObjectResponse.json({"code": "forbidden", "message": refusal}, 403)
+        # Devices' messages may have moved the swarm on while the session was looked up.
+        doc = self.store.swarm() or doc
         socket = self.ctx.sockets.accept(
             tags=[watchers.TAG], attachment={"v": doc["version"], "exp": expires_at}
         )

@@ -53,7 +53,9 @@ class TaskManager(DurableObjectLogic):
         super().on_start()
         self.settings = TaskSettings.from_config(self.services.config)
         self.rules = lifecycle.Settings(
-            wait_poll_ms=self.settings.wait_poll_ms, dispatch_tries=self.settings.dispatch_tries
+            wait_poll_ms=self.settings.wait_poll_ms,
+            dispatch_tries=self.settings.dispatch_tries,
+            listing_grace_ms=int(self.settings.dispatch_timeout_s * 1000),
         )
         self.doc = Document(self.ctx.storage)
         self.outbox = Outbox(
@@ -161,7 +163,8 @@ class TaskManager(DurableObjectLogic):
     async def server_lost(self, server_id: str, outcome: str) -> bool:
         """The server holding the task went down (`server_lost`) or stopped listing it
         (`lost`); False when the task is not (or no longer) on that server."""
-        step = lifecycle.server_lost(self._load(), server_id, self.now_ms(), outcome=outcome)
+        doc, now = self._load(), self.now_ms()
+        step = lifecycle.server_lost(doc, server_id, now, self.rules, outcome=outcome)
         await self._apply(step)
         return step.changed
 

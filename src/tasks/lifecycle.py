@@ -71,6 +71,9 @@ class Answer:
 class Settings:
     wait_poll_ms: int = 1_000
     dispatch_tries: int = 4
+    # A heartbeat sent just before the server accepted a task may arrive after the acceptance
+    # did: only once this long has passed does a heartbeat that leaves it out mean it is lost.
+    listing_grace_ms: int = 5_000
     backoff: Backoff = field(default_factory=lambda: BACKOFF)
 
 
@@ -90,6 +93,7 @@ def new_task(spec: dict[str, Any], now: int) -> Step:
         "server_url": None,
         "lease_id": None,
         "phase": None,
+        "acked_ms": None,
         "dispatch_tries": 0,
         "deadline_ms": None,
         "exclude": [],
@@ -120,6 +124,7 @@ def assigned(doc: Doc, server: dict[str, str], lease_id: str, now: int) -> Step:
         "server_url": server["url"],
         "lease_id": lease_id,
         "phase": "dispatching",
+        "acked_ms": None,
         "dispatch_tries": 0,
         "deadline_ms": now + int(doc["timeout_s"] * 1000),
         "updated_ms": now,
@@ -140,7 +145,8 @@ def dispatched(doc: Doc, lease_id: str, answer: Answer, now: int, settings: Sett
     if doc["lease_id"] != lease_id or doc["phase"] != "dispatching":
         return _nothing(doc)
     if answer.status is not None and 200 <= answer.status < 300:
-        acked = {**doc, "phase": "acked", "updated_ms": now, "wake_ms": doc["deadline_ms"]}
+        acked = {**doc, "phase": "acked", "acked_ms": doc.get("acked_ms") or now,
+                 "updated_ms": now, "wake_ms": doc["deadline_ms"]}  # fmt: skip
         return Step(acked)
     where = f"dispatch to {doc['server_id']}"
     if answer.failure is None and not should_retry(answer.status):
@@ -202,9 +208,19 @@ def deadline_passed(doc: Doc, now: int) -> Step | None:
     return None
 
 
-def server_lost(doc: Doc, server_id: str, now: int, *, outcome: str = "server_lost") -> Step:
-    """The task's server went down (`server_lost`) or stopped listing it (`lost`)."""
+def server_lost(
+    doc: Doc, server_id: str, now: int, settings: Settings, *, outcome: str = "server_lost"
+) -> Step:
+    """The task's server went down (`server_lost`) or stopped listing it (`lost`).
+
+    A server cannot list a task before it has accepted it, so `lost` counts only for a task the
+    server accepted at least `listing_grace_ms` ago.
+    """
     if TaskStatus(doc["status"]) not in IN_FLIGHT or doc["server_id"] != server_id:
+        return _nothing(doc)
+    if outcome == "lost" and (
+        doc["phase"] != "acked" or now - (doc.get("acked_ms") or now) < settings.listing_grace_ms
+    ):
         return _nothing(doc)
     why = {"lost": f"server {server_id} no longer reports the task"}.get(
         outcome, f"server {server_id} went down"
@@ -240,7 +256,8 @@ def reported(
     base = {**doc, "progress": progress if progress is not None else doc["progress"]}
     if new_status == TaskStatus.RUNNING:
         moved = current != new_status
-        new = {**base, "status": new_status.value, "phase": "acked", "updated_ms": now,
+        new = {**base, "status": new_status.value, "phase": "acked",
+               "acked_ms": doc.get("acked_ms") or now, "updated_ms": now,
                "wake_ms": doc["deadline_ms"]}  # fmt: skip
         return Step(new, effects=(PROJECT,) if moved else ())
     base.update(result=change.get("result"), error=change.get("error"))

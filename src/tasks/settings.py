@@ -29,6 +29,11 @@ class TaskSettings:
     dispatch_timeout_s: float
     dispatch_tries: int
 
+    @property
+    def dispatch_window_ms(self) -> int:
+        """How long a task's dispatch calls may take in all (its tries' timeouts)."""
+        return int(self.dispatch_timeout_s * 1000 * self.dispatch_tries)
+
     @classmethod
     def from_config(cls, config: Config) -> "TaskSettings":
         return cls(

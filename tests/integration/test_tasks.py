@@ -59,7 +59,8 @@ def finished(server: DevServer) -> set[str]:
         cursor = None
         while True:
             params = {"status": status, "limit": 200} | ({"cursor": cursor} if cursor else {})
-            page = httpx.get(f"{server.url}/api/tasks", headers=ADMIN, params=params).json()
+            url = f"{server.url}/api/tasks"
+            page = httpx.get(url, headers=ADMIN, params=params, timeout=30).json()
             done.update(t["id"] for t in page["tasks"])
             cursor = page["next_cursor"]
             if not cursor:
@@ -197,18 +198,18 @@ def test_no_server_means_the_task_waits(dev_server: Callable[..., DevServer]) ->
 def test_fencing_and_transitions(
     dev_server: Callable[..., DevServer], backend: Callable[..., Backend]
 ) -> None:
-    # The hung dispatch holds the object (the local input gate is strict) for at most 1 s.
-    server = dev_server(**FAST, DISPATCH_TIMEOUT_S="1")
-    backend(server, "--hang")
+    # The dispatch hangs: every call below lands while it is in flight.
+    server = dev_server(**FAST, DISPATCH_TIMEOUT_S="30")
+    hung = backend(server, "--hang")
     other = httpx.post(
         f"{server.url}/api/servers",
         headers=ADMIN,
         json={"name": "other", "url": "http://127.0.0.1:9", "capacity": 1},
     ).json()
     created = submit(server, timeout_s=30)
-    time.sleep(0.5)
-    record = task(server, created["id"])
-    assert record["status"] == "assigned"
+    while not hung.stats()["stats"].get("dispatches"):
+        time.sleep(0.05)
+    assert task(server, created["id"])["status"] == "assigned"
     stranger = {"Authorization": f"Bearer {other['credential']}"}
 
     def put(headers: dict[str, str], status: str) -> httpx.Response:

@@ -1,5 +1,6 @@
 """ServerInstance in process: status events reach D1 in order, even when D1 fails meanwhile."""
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -8,9 +9,9 @@ import pytest
 
 from durable.server_instance import ServerInstance, ServerInstanceClient
 from durable.server_registry import ServerRegistry, ServerRegistryClient
-from durable.task_manager import TaskManager
+from durable.task_manager import TaskManager, TaskManagerClient
 from ports import PortError, QueryResult, Statement
-from tests.world import Reply, World
+from tests.world import Gate, Reply, World
 
 pytestmark = pytest.mark.anyio
 SERVER = {"id": "srv_1", "name": "one", "url": "http://srv.test", "capabilities": [],
@@ -59,3 +60,64 @@ async def test_two_status_changes_land_in_order_through_d1_failures(tmp_path: Pa
         ]
         (server,) = await ServerRegistryClient.of(world.services).servers()
         assert server["status"] == "unhealthy"  # the registry got both, the last one last
+
+
+TASK = "tsk_01M8000000000000000000TASK"
+SPEC = {"id": TASK, "type": "echo", "payload": {}, "priority": 0, "required_capabilities": [],
+        "timeout_s": 600, "max_attempts": 3}  # fmt: skip
+# Dispatch window 2 s (two tries of 1 s); a heartbeat may lag an acceptance by 1 s.
+QUICK = {"DISPATCH_TIMEOUT_S": "1", "DISPATCH_TRIES": "2", "HEALTH_INTERVAL_MIN_S": "600",
+         "HEALTH_INTERVAL_MAX_S": "600"}  # fmt: skip
+
+
+async def held_task(world: World, dispatch: Any) -> tuple[ServerInstanceClient, TaskManagerClient]:
+    """srv_1 registered and watched; the task assigned to it and its dispatch answered by
+    `dispatch` (the task's alarm still running when `dispatch` holds the call open)."""
+    await ServerRegistryClient.of(world.services).register({**SERVER, "capacity": 4}, "healthy")
+    world.http.route("GET", "http://srv.test/health", lambda _: Reply(200, {}))
+    instance = ServerInstanceClient.for_server(world.services, "srv_1")
+    await instance.start("srv_1", "http://srv.test")
+    world.http.route("POST", "http://srv.test/tasks", dispatch)
+    task = TaskManagerClient.for_task(world.services, TASK)
+    await task.create(SPEC)
+    return instance, task
+
+
+async def outcomes(task: TaskManagerClient) -> list[str | None]:
+    return [a["outcome"] for a in (await task.get())["attempts"]]
+
+
+async def test_a_task_left_out_of_two_heartbeats_is_lost(tmp_path: Path) -> None:
+    async with World(tmp_path, classes=CLASSES, config=QUICK) as world:
+        instance, task = await held_task(world, lambda _: Reply(202))
+        await world.alarm("TASK_MANAGER", TASK)  # dispatched and accepted
+        await instance.heartbeat({"active_tasks": []})  # too soon to expect it listed
+        world.clock.advance(2_000)
+        await instance.heartbeat({"active_tasks": []})
+        await instance.heartbeat({"active_tasks": [TASK]})  # listed again: the count restarts
+        await instance.heartbeat({"active_tasks": []})
+        assert await outcomes(task) == [None]
+        await instance.heartbeat({"active_tasks": []})  # the second miss in a row
+        assert await outcomes(task) == ["lost"]
+        (server,) = await ServerRegistryClient.of(world.services).servers()
+        assert server["active_tasks"] == 0  # its slot went back
+
+
+async def test_a_task_whose_dispatch_is_still_out_is_not_lost(tmp_path: Path) -> None:
+    """Misses counted while the dispatch is in flight do not end the attempt once it lands."""
+    async with World(tmp_path, classes=CLASSES, config=QUICK) as world:
+        gate = Gate(Reply(202))
+        instance, task = await held_task(world, gate)
+        alarm = asyncio.create_task(world.alarm("TASK_MANAGER", TASK))
+        await gate.entered.wait()
+        world.clock.advance(3_000)
+        await instance.heartbeat({"active_tasks": []})
+        await instance.heartbeat({"active_tasks": []})
+        assert await outcomes(task) == [None]
+        gate.release.set()
+        await alarm  # accepted now; a heartbeat sent before that may still arrive
+        await instance.heartbeat({"active_tasks": []})
+        assert await outcomes(task) == [None]
+        world.clock.advance(1_000)
+        await instance.heartbeat({"active_tasks": []})
+        assert await outcomes(task) == ["lost"]
