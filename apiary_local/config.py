@@ -6,9 +6,12 @@ bindings, vars or triggers from the top level; `.dev.vars.NAME` wins over `.dev.
 
 from __future__ import annotations
 
+import io
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import dotenv.parser
 
 
 class ConfigError(Exception):
@@ -69,26 +72,13 @@ class WorkerConfig:
 
 
 def parse_dev_vars(text: str) -> dict[str, str]:
-    """dotenv syntax as wrangler reads it: KEY=VALUE, `#` comments, optional quotes."""
+    """dotenv syntax, as wrangler reads it; a line that is not KEY=VALUE is an error."""
     values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "").isalnum():
-            raise ConfigError(f".dev.vars line {number}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            quote, value = value[0], value[1:-1]
-            if quote == '"':
-                value = value.replace("\\n", "\n")
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
+    for binding in dotenv.parser.parse_stream(io.StringIO(text)):
+        if binding.error or (binding.key is not None and binding.value is None):
+            raise ConfigError(f".dev.vars line {binding.original.line}: expected KEY=VALUE")
+        if binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
     return values
 
 

@@ -61,7 +61,7 @@ from cron.days import (
     dow_to_weekday,
 )
 
-__all__ = ["CronExpression", "CronSyntaxError", "fires_between", "parse_cron"]
+__all__ = ["CronExpression", "CronSyntaxError"]
 
 _FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 
@@ -118,19 +118,6 @@ class _Compiled:
     dow: DowRule
     dom_star: bool
     dow_star: bool
-
-    def day_matches(self, year: int, month: int, day: int) -> bool:
-        if self.dom_star and self.dow_star:
-            return True
-        first, days_in_month = calendar.monthrange(year, month)
-        weekday = (first + day - 1) % 7
-        if self.dom_star:
-            return self.dow.contains(day, days_in_month, weekday)
-        if self.dow_star:
-            return self.dom.contains(day, days_in_month, weekday)
-        return self.dom.contains(day, days_in_month, weekday) or self.dow.contains(
-            day, days_in_month, weekday
-        )
 
     def days(self, year: int, month: int) -> list[int]:
         """The matching days of a month, ascending."""
@@ -279,9 +266,9 @@ class _Parser:
 # --- the expression -----------------------------------------------------------------------
 
 
-def _to_utc(when: datetime, name: str = "when") -> datetime:
+def _to_utc(when: datetime) -> datetime:
     if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {when!r}")
+        raise ValueError(f"when must be a timezone-aware datetime, got naive {when!r}")
     return when.astimezone(UTC)
 
 
@@ -306,36 +293,24 @@ class CronExpression:
     def __str__(self) -> str:
         return self.text
 
-    def matches(self, when: datetime) -> bool:
-        """Whether the minute containing `when` (aware; compared in UTC) is a fire time."""
-        t = _to_utc(when)
-        c = self._compiled
-        return (
-            t.minute in c.minute_set
-            and t.hour in c.hour_set
-            and t.month in c.months
-            and c.day_matches(t.year, t.month, t.day)
-        )
-
     def next_after(self, when: datetime) -> datetime:
         """The first fire time strictly after `when` (aware), in UTC with seconds zeroed.
 
         Raises `ValueError` if `when` is naive, or if the expression never fires again
         (e.g. `0 0 30 2 *`); the search spans one 400-year Gregorian cycle at most.
         """
-        found = self._first_at_or_after(_floor_next_minute(_to_utc(when)), until=None)
+        found = self._first_at_or_after(_floor_next_minute(_to_utc(when)))
         if found is None:
             raise ValueError(f"cron expression {self.text!r} never fires after {when}")
         return found
 
-    def _first_at_or_after(self, start: datetime, until: datetime | None) -> datetime | None:
+    def _first_at_or_after(self, start: datetime) -> datetime | None:
         """The first fire time >= `start` (UTC, whole minute), or None if there is none in the
-        search window (or none in a month up to and including `until`'s month)."""
+        search window."""
         c = self._compiled
         year, month = start.year, start.month
-        last = (MAXYEAR, 12) if until is None else (until.year, until.month)
         for _ in range(_SEARCH_MONTHS):
-            if (year, month) > last:
+            if (year, month) > (MAXYEAR, 12):
                 return None
             if month in c.months:
                 this_month = year == start.year and month == start.month
@@ -358,30 +333,3 @@ def _floor_next_minute(t: datetime) -> datetime:
         return t.replace(second=0, microsecond=0) + _ONE_MINUTE
     except OverflowError:
         raise ValueError(f"no minute after {t} is representable") from None
-
-
-def parse_cron(text: str) -> CronExpression:
-    """Same as `CronExpression.parse(text)`."""
-    return CronExpression.parse(text)
-
-
-def fires_between(
-    expr: CronExpression, start: datetime, end: datetime, *, limit: int = 1000
-) -> list[datetime]:
-    """The fire times t with start < t <= end (both aware), ascending, in UTC.
-
-    For a scheduler catching up after a sleep. At most `limit` times are returned: the
-    earliest ones, so a capped caller can resume from the last. An expression that never
-    fires yields an empty list.
-    """
-    if limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
-    t, stop = _to_utc(start, "start"), _to_utc(end, "end")
-    fires: list[datetime] = []
-    while len(fires) < limit and t < stop:
-        found = expr._first_at_or_after(_floor_next_minute(t), until=stop)
-        if found is None or found > stop:
-            break
-        fires.append(found)
-        t = found
-    return fires
