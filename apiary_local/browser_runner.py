@@ -128,7 +128,9 @@ def create_app(engine: BrowserEngine, *, token: str | None = None) -> Starlette:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="apiary browser-runner", description="Run browser journeys in real Chromium."
+        allow_abbrev=False,  # `--token SECRET` must not be read as `--token-file`
+        prog="apiary browser-runner",
+        description="Run browser journeys in real Chromium.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8790)

@@ -179,7 +179,9 @@ async def run_checks(checker: Checker, out: Any = sys.stdout) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="apiary check-deployed", description=__doc__.split("\n")[0]
+        allow_abbrev=False,  # `--token SECRET` must not be read as `--token-file`
+        prog="apiary check-deployed",
+        description=__doc__.split("\n")[0],
     )
     parser.add_argument("url", help="the deployed Worker, e.g. https://apiary.example.workers.dev")
     parser.add_argument(

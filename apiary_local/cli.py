@@ -3,7 +3,7 @@
     apiary dev    [--config wrangler.toml] [--env NAME] [--state DIR] [--port 8787] ...
     apiary token  --scope SCOPE [--scope ...] [--ttl 1h] [--subject NAME] [--open]
     apiary backend --apiary URL [...]   (the reference backend; APIARY_TOKEN to register)
-    apiary device join|resume BASE_URL --swarm ID [--token TOKEN] [...]   (a swarm device)
+    apiary device join|resume BASE_URL --swarm ID [--token-file F] [...]   (a swarm device)
     apiary browser-runner [--host 127.0.0.1] [--port 8790] [--max-concurrency 2]   (browser checks)
     apiary check-deployed URL [--backend URL] [--job NAME]   (after a real deploy; APIARY_TOKEN)
     apiary self-check install|run URL   (the apiary-self browser-check suite; APIARY_TOKEN)
@@ -36,7 +36,11 @@ def parse_ttl(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="apiary", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # `--token SECRET` must not be read as `--token-file`
+        prog="apiary",
+        description=__doc__.split("\n")[0],
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:

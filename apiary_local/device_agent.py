@@ -1,8 +1,9 @@
 """The device agent: joins a swarm over WebSocket and runs the chunks it is given.
 
-    apiary device join http://127.0.0.1:8787 --swarm swm_... --token TOKEN [--credentials F]
-    apiary device resume http://127.0.0.1:8787 --swarm swm_... [--credentials F]
+    APIARY_INVITE_TOKEN=... apiary device join URL --swarm swm_... [--credentials F]
+    apiary device resume URL --swarm swm_... [--credentials F]
 
+The invite token comes from `APIARY_INVITE_TOKEN` or `--token-file` (mode 600), never argv.
 It keeps a persistent id and its credentials in a file (joins once, resumes after), reconnects
 with exponential backoff and full jitter, sends `ping` heartbeats (answered by the swarm's
 auto-response), and runs each JOB_ASSIGN through a handler: `--handler module:function`, called
@@ -29,9 +30,11 @@ from typing import Any
 
 import websockets
 
+from apiary_local.token_source import read_token
 from swarms.credentials import sign
 
 type Handler = Callable[[Any], Any | Awaitable[Any]]
+INVITE_TOKEN_ENV = "APIARY_INVITE_TOKEN"
 FATAL = {"unknown device", "bad signature"}  # credentials that will never work again
 
 
@@ -152,7 +155,7 @@ class DeviceAgent:
             data = {"device_id": creds.device_id, "ts": ts, "nonce": nonce, "signature": signature}
             return json.dumps({"type": "RESUME", "data": data})
         if not self.token:
-            raise SystemExit("no saved credentials and no invite token: use `join --token`")
+            raise SystemExit("no saved credentials and no invite token: `join` with one")
         return json.dumps({"type": "JOIN", "data": {"invite_token": self.token}})
 
     async def _heartbeats(self, ws: Any) -> None:
@@ -215,27 +218,31 @@ def _handler(spec: str | None) -> Handler:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="apiary device", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # `--token SECRET` must not be read as `--token-file`
+        prog="apiary device",
+        description=__doc__.split("\n")[0],
+    )
     parser.add_argument("mode", choices=["join", "resume"])
     parser.add_argument("base_url")
     parser.add_argument("--swarm", required=True)
-    parser.add_argument("--token", help="an invite token (join)")
+    parser.add_argument(
+        "--token-file", type=Path, help="a mode-600 file holding the invite token (join)"
+    )
     parser.add_argument("--credentials", type=Path, default=Path(".apiary/device.json"))
     parser.add_argument("--name", default=os.uname().nodename)
     parser.add_argument("--handler", help="module:function run for each chunk (default: echo)")
     parser.add_argument("--score", type=float, help="benchmark score to report")
     parser.add_argument("--heartbeat-s", type=float, default=10.0)
     args = parser.parse_args(argv)
-    if args.mode == "join" and not args.token:
-        parser.error("join needs --token")
+    invite = read_token(INVITE_TOKEN_ENV, args.token_file) if args.mode == "join" else None
     agent = DeviceAgent(
-        base_url=args.base_url, swarm_id=args.swarm,
-        token=args.token if args.mode == "join" else None,
+        base_url=args.base_url, swarm_id=args.swarm, token=invite,
         credentials_path=args.credentials, name=args.name, score=args.score,
         handler=_handler(args.handler), heartbeat_s=args.heartbeat_s,
     )  # fmt: skip
     if args.mode == "join" and agent.credentials.device_id:
-        agent.token = args.token  # saved credentials win; the token is the fallback
+        agent.token = invite  # saved credentials win; the token is the fallback
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(agent.run())
     if agent.fatal:

@@ -219,7 +219,11 @@ def build_app(backend: Backend) -> Starlette:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="apiary backend", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # `--token SECRET` must not be read as `--token-file`
+        prog="apiary backend",
+        description=__doc__.split("\n")[0],
+    )
     parser.add_argument("--apiary", default="http://127.0.0.1:8787")
     parser.add_argument(
         "--token-file", type=Path, help="instead of $APIARY_TOKEN (servers:admin, to register)"

@@ -55,7 +55,11 @@ def run(client: httpx.Client, url: str, timeout_s: float = 180.0) -> dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="apiary self-check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # `--token SECRET` must not be read as `--token-file`
+        prog="apiary self-check",
+        description=__doc__.split("\n")[0],
+    )
     parser.add_argument("mode", choices=["install", "run"])
     parser.add_argument("url", help="the dashboard's origin, e.g. https://apiary.example")
     parser.add_argument("--token-file", type=Path, help="a mode-600 file holding the token")

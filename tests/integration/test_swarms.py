@@ -4,6 +4,7 @@ and raw sockets). Authentication and bad input are in test_swarm_security.py."""
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -232,9 +233,13 @@ def test_the_device_cli_joins_runs_chunks_and_resumes(
     creds = tmp_path / "device.json"
     base = [str(APIARY), "device"]
     common = [server.url, "--swarm", swarm_id, "--credentials", str(creds), "--name", "cli"]
-    join = [*base, "join", *common, "--token", token(server, swarm_id), "--heartbeat-s", "1"]
+    join = [*base, "join", *common, "--heartbeat-s", "1"]
+    invite = {**os.environ, "APIARY_INVITE_TOKEN": token(server, swarm_id)}
     output = tmp_path / "device.log"
-    with output.open("wb") as log, subprocess.Popen(join, stdout=log, stderr=log) as device:
+    with (
+        output.open("wb") as log,
+        subprocess.Popen(join, stdout=log, stderr=log, env=invite) as device,
+    ):
         try:
             job_id = submit(server, swarm_id, [{"n": n} for n in range(5)])
             deadline = time.monotonic() + 40
