@@ -188,11 +188,17 @@ def test_hanging_backend_times_out_each_attempt(
     assert "gave up after 2 attempts" in record["error"]
 
 
-def test_no_server_means_the_task_waits(dev_server: Callable[..., DevServer]) -> None:
+def test_a_task_no_server_can_take_waits_for_one_that_can(
+    dev_server: Callable[..., DevServer], backend: Callable[..., Backend]
+) -> None:
     server = dev_server(**FAST)
+    backend(server, "--capabilities", "cpu")
     created = submit(server, required_capabilities=["gpu"])
-    time.sleep(1)
     assert task(server, created["id"])["status"] == "pending"
+    backend(server, "--capabilities", "gpu,cpu", "--work-ms", "20")
+    record = wait_terminal(server, created["id"])
+    assert record["status"] == "succeeded"
+    assert len(record["attempts"]) == 1  # waiting is not an attempt
 
 
 def test_fencing_and_transitions(
