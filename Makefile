@@ -62,9 +62,11 @@ test-python: $(STAMP) assets
 wrangler-check: node_modules/.installed assets
 	scripts/wrangler-check.sh
 
+# mypy reads [tool.mypy] in pyproject.toml: strict, over src and apiary_local.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src apiary_local tests bench
 	$(VENV)/bin/ruff format --check src apiary_local tests bench
+	$(VENV)/bin/mypy
 
 # The README's screenshots: the dashboard tests, saving a picture of every page.
 screenshots: $(STAMP) assets

@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypedDict
 
 from bs4 import BeautifulSoup
 from markdownify import markdownify
@@ -65,6 +65,14 @@ from logs import event, get_logger
 __all__ = ["BrowserEngine", "BrowserError", "EngineBusy", "InvalidRequest", "NavigationError"]
 
 DEFAULT_TIMEOUT_MS = 30_000
+
+
+class _Launch(TypedDict):  # what both launches share
+    executable_path: str
+    headless: bool
+    timeout: float
+
+
 log = get_logger("browser")
 
 
@@ -240,7 +248,7 @@ class BrowserEngine:
                 self._check_egress(step["url"], InvalidRequest)
         async with self._page(timeout_ms) as (context, page):
             try:
-                await context.add_cookies(jar)  # type: ignore[arg-type]
+                await context.add_cookies(jar)  # type: ignore[arg-type]  # SetCookieParam is private; jar is checked
             except PlaywrightError as exc:
                 raise InvalidRequest(f"cookies: {first_line(exc)}") from exc
             run = StepRun(context, page, timeout_ms, Seal(context), secret_screenshots)
@@ -319,7 +327,7 @@ class BrowserEngine:
             f"--proxy-server={proxy}",
             "--proxy-bypass-list=<-loopback>",  # loopback goes through the proxy too
         ]
-        launch = {
+        launch: _Launch = {
             "executable_path": self.executable or chromium_path(),
             "headless": True,
             "timeout": DEFAULT_TIMEOUT_MS,

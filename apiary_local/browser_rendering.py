@@ -212,7 +212,7 @@ def create_app(
 
 
 async def _serve(engine: BrowserEngine, name: str, body: dict[str, Any]) -> Response:
-    url = body.get("url")
+    url: Any = body.get("url")  # unchecked: the engine refuses what is not an http(s) URL
     common = {
         "viewport": body.get("viewport"),
         "timeout_ms": body.get("gotoOptions", {}).get("timeout"),

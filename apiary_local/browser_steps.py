@@ -19,7 +19,7 @@ import base64
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from playwright.async_api import BrowserContext, ConsoleMessage, Page
@@ -41,7 +41,7 @@ def check_url(url: Any) -> str:
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidRequest(f"url must be an absolute http(s) URL, not {url!r:.200}")
-    return url
+    return cast(str, url)  # parts is None unless it is a str
 
 
 def check_timeout(timeout_ms: Any, name: str = "timeout_ms") -> int:
@@ -196,7 +196,7 @@ class StepRun:
             if step["action"] == "fill" and step["value"]:
                 stored = "secret_origins" in step
                 secrets |= encoded_forms(step["value"]) if stored else {step["value"]}
-        return _redact(result, sorted(secrets, key=len, reverse=True))
+        return cast(dict[str, Any], _redact(result, sorted(secrets, key=len, reverse=True)))
 
     @property
     def _may_screenshot(self) -> bool:

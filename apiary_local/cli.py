@@ -110,7 +110,7 @@ def _dev(args: argparse.Namespace) -> int:
         cli_log.info(f"its API token (generated, CF_API_TOKEN is unset) is in {token_file}")
     from swarms.protocol import MAX_FRAME_BYTES
 
-    tls = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)}
+    cert, key = (str(args.tls_cert), str(args.tls_key)) if args.tls_cert else (None, None)
     uvicorn.run(
         LocalServer(runtime, port=args.port),
         host=args.host,
@@ -122,7 +122,8 @@ def _dev(args: argparse.Namespace) -> int:
         # buffered whole. Up to it, the protocol answers an oversize frame with `too_large`.
         ws_max_size=2 * MAX_FRAME_BYTES,
         lifespan="on",
-        **(tls if args.tls_cert else {}),
+        ssl_certfile=cert,
+        ssl_keyfile=key,
     )
     return 0
 

@@ -10,6 +10,7 @@ import io
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import dotenv.parser
 
@@ -82,17 +83,17 @@ def parse_dev_vars(text: str) -> dict[str, str]:
     return values
 
 
-def _section(document: dict, environment: str | None) -> dict:
+def _section(document: dict[str, Any], environment: str | None) -> dict[str, Any]:
     if environment is None:
         return document
     envs = document.get("env", {})
     if environment not in envs:
         known = ", ".join(sorted(envs)) or "none"
         raise ConfigError(f"no [env.{environment}] in wrangler.toml (environments: {known})")
-    return envs[environment]
+    return cast(dict[str, Any], envs[environment])  # a TOML table
 
 
-def _assets(section: dict, root: Path) -> AssetsConfig | None:
+def _assets(section: dict[str, Any], root: Path) -> AssetsConfig | None:
     """`[assets]` as wrangler reads it: the environment's own block, else the top level's
     (it is one of wrangler's inheritable keys)."""
     entry = section.get("assets")

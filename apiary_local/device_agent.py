@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import websockets
 
@@ -214,7 +214,7 @@ def _handler(spec: str | None) -> Handler:
     if not spec:
         return echo
     module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return cast(Handler, getattr(importlib.import_module(module), name))  # named by the user
 
 
 def main(argv: list[str] | None = None) -> int:

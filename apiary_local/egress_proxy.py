@@ -95,9 +95,10 @@ class EgressProxy:
             if address is None:
                 await self._refuse(writer, host, port, reason)
                 return
-            upstream_reader, upstream = await asyncio.wait_for(
+            upstream_reader, opened = await asyncio.wait_for(
                 asyncio.open_connection(address, port), CONNECT_TIMEOUT_S
             )
+            upstream = opened  # closed below, whatever happens next
             if tunnel:
                 writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             else:
@@ -107,8 +108,8 @@ class EgressProxy:
                     if line.split(b":", 1)[0].strip().lower() not in _HOP_BY_HOP
                 ]
                 forwarded = [b" ".join((method, path.encode(), version)), *kept]
-                upstream.write(b"\r\n".join([*forwarded, b"Connection: close", b"", b""]))
-            await asyncio.gather(_pipe(reader, upstream), _pipe(upstream_reader, writer))
+                opened.write(b"\r\n".join([*forwarded, b"Connection: close", b"", b""]))
+            await asyncio.gather(_pipe(reader, opened), _pipe(upstream_reader, writer))
         except (OSError, ValueError, TimeoutError, asyncio.IncompleteReadError):
             pass  # the browser or the host went away; the page sees a network error
         except asyncio.LimitOverrunError:

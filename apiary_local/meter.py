@@ -15,22 +15,28 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from typing import Any
 
 WS_MESSAGES_PER_REQUEST = 20
 
 
+class _Totals(dict[str, float]):
+    """A Counter of floats (typeshed's Counter holds ints): a missing key reads as 0."""
+
+    def __missing__(self, key: str) -> float:
+        return 0
+
+
 class Meter:
     def __init__(self) -> None:
-        self.totals: Counter[str] = Counter()
-        self.by_class: dict[str, Counter[str]] = {}
+        self.totals = _Totals()
+        self.by_class: dict[str, _Totals] = {}
         self._cpu_since = time.process_time()
 
     def count(self, key: str, amount: float = 1, *, object_class: str | None = None) -> None:
         self.totals[key] += amount
         if object_class is not None:
-            self.by_class.setdefault(object_class, Counter())[key] += amount
+            self.by_class.setdefault(object_class, _Totals())[key] += amount
 
     def reset(self) -> None:
         self.totals.clear()

@@ -90,7 +90,8 @@ def object_id(class_name: str, name: str) -> str:
 
 def alarm_backoff_ms(retry_count: int) -> int:
     """Delay before retry number `retry_count + 1` of a failed alarm."""
-    return ALARM_FIRST_BACKOFF_MS * 2**retry_count
+    factor: int = 2**retry_count  # typeshed: int ** int is Any
+    return ALARM_FIRST_BACKOFF_MS * factor
 
 
 def clone(value: Any) -> Any:

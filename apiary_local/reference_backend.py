@@ -117,7 +117,10 @@ class Backend:
         try:
             await asyncio.sleep(self.behaviour.work_ms / 1000)
             if self.random.random() < self.behaviour.fail_rate:
-                outcome = {"status": "failed", "error": "reference backend failed on purpose"}
+                outcome: dict[str, Any] = {
+                    "status": "failed",
+                    "error": "reference backend failed on purpose",
+                }
             else:
                 outcome = {
                     "status": "succeeded",

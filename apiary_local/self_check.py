@@ -18,7 +18,7 @@ import ssl
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -38,7 +38,7 @@ def install(client: httpx.Client, url: str) -> dict[str, Any]:
     suite = _import_suites().apiary_self(url)
     response = client.post(f"{url.rstrip('/')}/api/browser_tests/suites", json=suite)
     response.raise_for_status()
-    return response.json()
+    return cast(dict[str, Any], response.json())
 
 
 def run(client: httpx.Client, url: str, timeout_s: float = 180.0) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def run(client: httpx.Client, url: str, timeout_s: float = 180.0) -> dict[str, A
     run_id = started.json()["suite_run"]["id"]
     deadline = time.monotonic() + timeout_s
     while True:
-        record = client.get(f"{base}/api/browser_tests/{run_id}").json()
+        record: dict[str, Any] = client.get(f"{base}/api/browser_tests/{run_id}").json()
         if record["status"] in DONE or time.monotonic() > deadline:
             return record
         time.sleep(1.0)

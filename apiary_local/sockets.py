@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from clock import from_ms
-from ports import PortError
+from ports import PortError, Socket
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 256
@@ -98,7 +98,7 @@ class LocalSocketHub:
         self._sockets[socket.id] = socket
         return socket
 
-    def sockets(self, tag: str | None = None) -> list[LocalSocket]:
+    def sockets(self, tag: str | None = None) -> list[Socket]:
         return [
             s for s in self._sockets.values() if not s.closed and (tag is None or tag in s._tags)
         ]

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from logs import get_logger
+from outbound import HttpxHttp
 from ports import HttpResponse
 
 log = get_logger("step-runner")
@@ -96,7 +97,7 @@ class StepRunnerProcess:
 class GatedHttp:
     """The Http port, starting the step runner before the first call that needs it."""
 
-    def __init__(self, inner: Any, runner: StepRunnerProcess | None) -> None:
+    def __init__(self, inner: HttpxHttp, runner: StepRunnerProcess | None) -> None:
         self.inner = inner
         self.runner = runner
 
@@ -115,7 +116,7 @@ class GatedHttp:
                 await self.runner.ensure_started()
             except RuntimeError as exc:
                 log.error("the step runner could not start", extra={"fields": {"error": str(exc)}})
-        return await self.inner.request(  # type: ignore[no-any-return]
+        return await self.inner.request(
             method, url, headers=headers, json=json, body=body, timeout_s=timeout_s
         )
 

@@ -4,7 +4,7 @@ import contextlib
 import re
 import secrets
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 HEADER = "X-Correlation-ID"
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -26,13 +26,13 @@ def current() -> str | None:
     return _current.get()
 
 
-def bind(correlation_id: str | None) -> object:
+def bind(correlation_id: str | None) -> Token[str | None]:
     """Make `correlation_id` current; returns a token for `reset`."""
     return _current.set(correlation_id)
 
 
-def reset(token: object) -> None:
-    _current.reset(token)  # type: ignore[arg-type]  # bind() returns the ContextVar's Token
+def reset(token: Token[str | None]) -> None:
+    _current.reset(token)
 
 
 @contextlib.contextmanager

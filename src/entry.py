@@ -57,7 +57,7 @@ def _refused_body(request: Any) -> Response | None:
 
 
 class Default(WorkerEntrypoint):
-    async def fetch(self, request):
+    async def fetch(self, request: Any) -> Any:  # a workers.Response or a JS one
         if (request.headers.get("upgrade") or "").lower() == "websocket":
             path = urlsplit(request.url).path
             address = await WORKER.websocket_route(path, services_from_env(self.env))
@@ -72,7 +72,7 @@ class Default(WorkerEntrypoint):
 
         return await asgi.fetch(APP, getattr(request, "js_object", request), self.env)
 
-    async def scheduled(self, controller, env=None, ctx=None):
+    async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:
         # workerd calls a class entrypoint's handler with the controller alone; the bindings
         # are the instance's own (`self.env`).
         event = ScheduledEvent(

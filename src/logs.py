@@ -88,7 +88,7 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
     if not any(getattr(h, "_apiary", False) for h in logger.handlers):
         handler = logging.StreamHandler(stream or sys.stdout)
         handler.setFormatter(JsonFormatter())
-        handler._apiary = True  # type: ignore[attr-defined]
+        handler._apiary = True  # type: ignore[attr-defined]  # our mark, for the check above
         logger.addHandler(handler)
 
 

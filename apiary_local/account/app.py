@@ -20,6 +20,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
+from starlette.types import Scope
 
 from apiary_local import local_guard
 from apiary_local.account import namespaces_api, scripts_api, versions_api
@@ -112,7 +113,7 @@ class AccountApi:
         else:
             await self.router(scope, _replay(body), send)
 
-    async def _not_found(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _not_found(self, scope: Scope, receive: Any, send: Any) -> None:
         await _send_json(
             send, 404, failure_body(ROUTE_NOT_FOUND, f"No route for that URI: {scope['path']}")
         )

@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
     InlineFragmentNode,
@@ -36,6 +37,8 @@ from graphql import (
 from graphql.validation import VariablesInAllowedPositionRule
 
 from apiary_local.account.invocations import ERROR_STATUSES, InvocationLog, InvocationRow
+
+type Info = GraphQLResolveInfo[dict[str, Any]]  # the context is the request's dict
 
 MAX_LIMIT = 10_000
 QUANTILES = {
@@ -174,7 +177,7 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _fields(selection: SelectionSetNode | None, info: GraphQLResolveInfo) -> Iterable[str]:
+def _fields(selection: SelectionSetNode | None, info: Info) -> Iterable[str]:
     for node in selection.selections if selection else ():
         if isinstance(node, FieldNode):
             yield node.name.value
@@ -184,7 +187,7 @@ def _fields(selection: SelectionSetNode | None, info: GraphQLResolveInfo) -> Ite
             yield from _fields(info.fragments[node.name.value].selection_set, info)
 
 
-def _subfields(info: GraphQLResolveInfo, name: str) -> list[str]:
+def _subfields(info: Info, name: str) -> list[str]:
     found: list[str] = []
     for field in info.field_nodes:
         for node in field.selection_set.selections if field.selection_set else ():
@@ -231,12 +234,13 @@ class Analytics:
         self.invocations = invocations
         self.account_id = account_id
         self.schema: GraphQLSchema = build_schema(SDL)
-        fields = self.schema.type_map
-        fields["Query"].fields["viewer"].resolve = lambda *_: {}  # type: ignore[attr-defined]
-        fields["Viewer"].fields["accounts"].resolve = self._accounts  # type: ignore[attr-defined]
-        fields["Account"].fields["workersInvocationsAdaptive"].resolve = self._invocations  # type: ignore[attr-defined]
+        # Query, Viewer and Account are object types (SDL above), the ones with fields.
+        fields = cast(dict[str, GraphQLObjectType], self.schema.type_map)
+        fields["Query"].fields["viewer"].resolve = lambda *_: {}
+        fields["Viewer"].fields["accounts"].resolve = self._accounts
+        fields["Account"].fields["workersInvocationsAdaptive"].resolve = self._invocations
 
-    def _accounts(self, _: Any, info: GraphQLResolveInfo, filter: dict[str, Any]) -> list[Any]:
+    def _accounts(self, _: Any, info: Info, filter: dict[str, Any]) -> list[Any]:
         tag = filter.get("accountTag")
         if tag != self.account_id:
             raise GraphQLError(f"not authorized for account {tag!r}")
@@ -245,7 +249,7 @@ class Analytics:
     def _invocations(
         self,
         _: Any,
-        info: GraphQLResolveInfo,
+        info: Info,
         limit: Any,
         filter: dict[str, Any] | None = None,
         orderBy: list[str] | None = None,
@@ -310,8 +314,8 @@ class Analytics:
         )
         assert not hasattr(result, "__await__")
         answer: dict[str, Any] = {
-            "data": result.data,  # type: ignore[union-attr]
-            "errors": [e.formatted for e in result.errors] if result.errors else None,  # type: ignore[union-attr]
+            "data": result.data,
+            "errors": [e.formatted for e in result.errors] if result.errors else None,
         }
         if context.get("cpu_note"):
             answer["extensions"] = {"apiary": CPU_NOTE}

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import http_sfv
+from http_sfv.dictionary import Dictionary
+from http_sfv.types import Token
 
 OVERRIDES_HEADER = "cloudflare-workers-version-overrides"
 
@@ -39,7 +40,7 @@ def parse_overrides(header: str | None) -> dict[str, str]:
     """Script name -> version id; {} for a missing or malformed header."""
     if not header:
         return {}
-    dictionary = http_sfv.Dictionary()
+    dictionary = Dictionary()
     try:
         dictionary.parse(header.encode("latin-1"))
     except (ValueError, UnicodeEncodeError):
@@ -48,7 +49,7 @@ def parse_overrides(header: str | None) -> dict[str, str]:
     for key, member in dictionary.items():
         value = getattr(member, "value", None)
         # The value must be a String ("..."): a bare token is not a version override.
-        if isinstance(value, str) and not isinstance(value, http_sfv.Token):
+        if isinstance(value, str) and not isinstance(value, Token):
             overrides[key] = value
     return overrides
 

@@ -54,7 +54,11 @@ def check_deployment(versions: Any) -> list[dict[str, Any]]:
     for item in versions:
         version_id = item.get("version_id") if isinstance(item, dict) else None
         percentage = item.get("percentage") if isinstance(item, dict) else None
-        if not isinstance(version_id, str) or type(percentage) not in (int, float):
+        if (
+            not isinstance(version_id, str)
+            or not isinstance(percentage, int | float)
+            or isinstance(percentage, bool)
+        ):
             raise ApiError(400, BAD_DEPLOYMENT, "every version needs version_id and percentage")
         if not 0 <= percentage <= 100:
             raise ApiError(400, BAD_DEPLOYMENT, "a percentage is from 0 to 100")

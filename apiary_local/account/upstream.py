@@ -125,7 +125,7 @@ async def _read_body(
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         return b"", keep
     if b"chunked" in values.get(b"transfer-encoding", b"").lower():
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
             if size == 0:

@@ -6,6 +6,8 @@ the request's `env`.
 
 from typing import Any
 
+from starlette.types import Scope
+
 from services import ServicesProvider
 
 ALLOW_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
@@ -22,7 +24,7 @@ class CorsMiddleware:
         self.app = app
         self.services = services
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -1,7 +1,7 @@
 """Cron routes: run jobs now, list the job table, browse run history (from D1)."""
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -28,7 +28,7 @@ RUN_COLUMNS = (
 
 
 async def get_jobs(request: Request) -> JobTable:
-    return request.app.state.jobs
+    return cast(JobTable, request.app.state.jobs)  # set by create_app
 
 
 class TriggerIn(BaseModel):
@@ -59,7 +59,7 @@ async def trigger(
     return {"runs": [{"id": r["id"], "job": r["job"], "status": r["status"]} for r in runs]}
 
 
-def _job_view(job: Job, environment: str, now: Any, last: dict[str, Any] | None) -> dict:
+def _job_view(job: Job, environment: str, now: Any, last: dict[str, Any] | None) -> dict[str, Any]:
     schedule = job.schedule(environment)
     return {
         "name": job.name,
@@ -113,7 +113,7 @@ async def list_runs(
         services.database,
         f"SELECT {RUN_COLUMNS} FROM cron_runs",
         equal={"job": job, "status": status and status.value},
-        since=since and rfc3339(since),
+        since=rfc3339(since) if since else None,
         cursor=cursor,
         prefix="crn_",
         limit=limit,

@@ -6,8 +6,9 @@ Pyodide has none (Cloudflare would answer 500, "can't start new thread").
 
 from fastapi import Request
 
-from services import Services
+from services import Services, ServicesProvider
 
 
 async def get_services(request: Request) -> Services:
-    return request.app.state.services_provider(request.scope)
+    provider: ServicesProvider = request.app.state.services_provider
+    return provider(request.scope)

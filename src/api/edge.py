@@ -7,7 +7,9 @@ handler took is logged with its traceback and answered with the error shape, nev
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, cast
+
+from starlette.types import Scope
 
 import correlation
 from api.errors import error_body
@@ -17,7 +19,6 @@ log = get_logger("http")
 MAX_BODY_BYTES = 1024 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
-type Scope = dict[str, Any]
 type Message = dict[str, Any]
 
 
@@ -47,7 +48,7 @@ def body_refusal(
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
-            return value.decode("latin-1")
+            return cast(str, value.decode("latin-1"))  # ASGI header values are bytes
     return None
 
 
@@ -130,7 +131,7 @@ class EdgeMiddleware:
 
         async def capped() -> Message:
             nonlocal seen
-            message = await receive()
+            message: Message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:

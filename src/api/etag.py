@@ -9,7 +9,9 @@ is the transfer and the page's re-render.
 """
 
 import hashlib
-from typing import Any
+from typing import Any, cast
+
+from starlette.types import Scope
 
 CACHE_CONTROL = b"private, no-cache"
 
@@ -26,10 +28,10 @@ def matches(if_none_match: str | None, tag: str) -> bool:
     return "*" in listed or tag in listed
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
-            return value.decode("latin-1")
+            return cast(str, value.decode("latin-1"))  # ASGI header values are bytes
     return None
 
 
@@ -38,7 +40,7 @@ class ETagMiddleware:
         self.app = app
         self.prefix = prefix
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if (
             scope["type"] != "http"
             or scope.get("method") != "GET"
@@ -63,9 +65,7 @@ class ETagMiddleware:
 
         await self.app(scope, receive, buffer)
 
-    async def _finish(
-        self, scope: dict[str, Any], start: dict[str, Any], body: bytes, send: Any
-    ) -> None:
+    async def _finish(self, scope: Scope, start: dict[str, Any], body: bytes, send: Any) -> None:
         headers = list(start.get("headers", []))
         names = {k.lower() for k, _ in headers}
         named = {k.lower(): v for k, v in headers}

@@ -84,7 +84,7 @@ SECTIONS = {
 }
 
 
-def latest_failures(sections: dict[str, Any], limit: int = FAILURES_SHOWN) -> list[dict]:
+def latest_failures(sections: dict[str, Any], limit: int = FAILURES_SHOWN) -> list[dict[str, Any]]:
     """The newest failures across the sections, each tagged with where it came from."""
     found = [
         {**failure, "kind": kind}

@@ -2,6 +2,7 @@
 
 import base64
 from collections.abc import Mapping
+from typing import Any
 
 from errors import InvalidInput
 from ids import looks_like
@@ -24,7 +25,7 @@ def decode_cursor(value: str | None, prefix: str) -> str | None:
     return decoded
 
 
-def page[T: dict](rows: list[T], limit: int) -> tuple[list[T], str | None]:
+def page[T: dict[str, Any]](rows: list[T], limit: int) -> tuple[list[T], str | None]:
     """Split `limit + 1` fetched rows into the page and the cursor for the next one."""
     shown = rows[:limit]
     return shown, encode_cursor(shown[-1]["id"]) if len(rows) > limit else None

@@ -9,6 +9,8 @@ not send it over plain http, and browsers ignore it there).
 
 from typing import Any
 
+from starlette.types import Scope
+
 # No 'unsafe-inline' and no 'unsafe-eval': scripts and styles come only from files of this
 # origin. `data:` images are Swagger UI's icons; `blob:` is the join page's worker fallback.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -47,7 +49,7 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

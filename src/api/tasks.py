@@ -3,7 +3,7 @@
 import asyncio
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import AwareDatetime
@@ -58,7 +58,7 @@ async def _claim_key(services: Services, key: str, body_hash: str, task_id: str)
         raise Conflict(
             "this Idempotency-Key was used with a different request", code="idempotency_conflict"
         )
-    return row["task_id"]
+    return cast(str, row["task_id"])
 
 
 @router.post("/api/task", status_code=201)
@@ -141,7 +141,7 @@ async def list_tasks(
         "SELECT id, type, status, priority, server_id, attempts, max_attempts, error,"
         " created_at, updated_at FROM tasks",
         equal={"status": status and status.value, "type": type, "server_id": server_id},
-        since=since and rfc3339(since),
+        since=rfc3339(since) if since else None,
         cursor=cursor,
         prefix="tsk_",
         limit=limit,

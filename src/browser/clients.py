@@ -41,7 +41,9 @@ class Busy(BrowserError):
         self.retry_after_ms = retry_after_ms
 
 
-async def _post(services: Services, url: str, body: dict, headers: dict, timeout_s: float) -> Any:
+async def _post(
+    services: Services, url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float
+) -> Any:
     try:
         response = await services.http.request(
             "POST", url, json=body, headers=headers, timeout_s=timeout_s
@@ -99,7 +101,7 @@ class StepRunner:
         self,
         steps: list[dict[str, Any]],
         *,
-        cookies: list[dict] | None = None,
+        cookies: list[dict[str, Any]] | None = None,
         timeout_ms: int,
         secret_screenshots: bool = False,
     ) -> dict[str, Any]:

@@ -223,7 +223,11 @@ async def security(services: Services, url: str, options: dict[str, Any], plan: 
         reused_works = bool(replay.get("ok"))
     found += checks.cookie_flags(_declared(after, run.get("headers", {}), name), name)
     found += checks.session_lifecycle(
-        name, before and before["value"], after and after["value"], logged_in, reused_works
+        name,
+        None if before is None else before["value"],
+        None if after is None else after["value"],
+        logged_in,
+        reused_works,
     )
     return Outcome(checks.verdict(found), found, _last_screenshot(run))
 
@@ -231,7 +235,7 @@ async def security(services: Services, url: str, options: dict[str, Any], plan: 
 CHECKS = {"smoke": smoke, "auth": auth, "user_journey": journey, "security_session": security}
 
 
-async def execute(services: Services, test_type: str, url: str, options: dict) -> Outcome:
+async def execute(services: Services, test_type: str, url: str, options: dict[str, Any]) -> Outcome:
     """Never raises for the browser's failures: those are an `error` outcome. What it returns
     holds no form of any stored credential."""
     try:

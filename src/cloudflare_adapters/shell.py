@@ -7,7 +7,7 @@ hibernation the runtime constructs a new shell, so this is once per wake-up).
 """
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from cloudflare_adapters.services import services_from_env
 from cloudflare_adapters.sockets import CloudflareSocket, CloudflareSocketHub
@@ -98,7 +98,7 @@ def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> ty
             logic = logic_class(context)
             storage.transaction(logic.on_start)
             self._logic = logic
-        return self._logic
+        return cast(DurableObjectLogic, self._logic)  # self: the generated class
 
     async def fetch(self: Any, request: Any) -> Any:
         response: ObjectResponse = await self._apiary_logic().on_request(

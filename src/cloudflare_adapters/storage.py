@@ -5,7 +5,7 @@ https://developers.cloudflare.com/durable-objects/api/alarms
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ports import PortError, Row, SqlValue
 
@@ -47,7 +47,7 @@ class DurableObjectStorage:
             raise PortError(f"transaction: {exc}") from None
         finally:
             callback.destroy()
-        return outcome["value"]
+        return cast(T, outcome["value"])  # what fn returned
 
     async def get_alarm(self) -> int | None:
         value = await self.storage.getAlarm()

@@ -76,7 +76,7 @@ def first_state(job: Job) -> State:
 def _alert(state: State, job: Job, outcome: Alert, run: Run | None, detail: str) -> Change:
     kind, failing = alert_for(outcome, bool(state["failing"]))
     state = {**state, "failing": int(failing)}
-    notices = ()
+    notices: tuple[Notice, ...] = ()
     if kind is not None and job.alert_on_failure:
         notices = (Notice(kind.value, detail, run),)
     return Change(state=state, notices=notices)

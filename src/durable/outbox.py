@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from logs import event, get_logger
-from ports import ObjectStorage
+from ports import ObjectStorage, Row
 
 log = get_logger("outbox")
 SCHEMA = """CREATE TABLE IF NOT EXISTS outbox (
@@ -43,7 +43,8 @@ class Effect:
 
 def retry_delay_ms(tries: int) -> int:
     """The wait after failed delivery number `tries` (1, 2, ...)."""
-    return min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (tries - 1))
+    factor: int = 2 ** (tries - 1)  # tries >= 1: an int (typeshed's int ** int is Any)
+    return min(MAX_RETRY_MS, FIRST_RETRY_MS * factor)
 
 
 class Outbox:
@@ -120,7 +121,7 @@ class Outbox:
             delivered = True
         return delivered
 
-    def _failed(self, row: dict[str, object], exc: Exception) -> None:
+    def _failed(self, row: Row, exc: Exception) -> None:
         tries = int(str(row["tries"])) + 1
         limit = self.max_tries.get(str(row["kind"]))
         if limit is not None and tries >= limit:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 import correlation
 from clock import from_ms, rfc3339
@@ -125,7 +125,7 @@ class ServerInstance(DurableObjectLogic):
         passed, degraded, reason = await self._probe(doc)
         latest = self.doc.load()  # re-read after the probe: a heartbeat may have landed
         if latest is None:
-            return doc["health"]["status"]  # removed while we checked
+            return cast(str, doc["health"]["status"])  # removed while we checked
         now = self.now_ms()
         before = _health(latest["health"])
         after = observe(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 from clock import rfc3339_ms
 from durable.base import AlarmInfo, DurableObjectLogic, ObjectRequest, ObjectResponse, rpc
@@ -65,7 +65,7 @@ class SwarmCoordinator(DurableObjectLogic):
         if doc.get("broadcast_at") is None:
             interval = doc["settings"]["broadcast_interval_ms"]
             doc["broadcast_at"] = max(self.now_ms(), doc.get("last_broadcast_ms", 0) + interval)
-        return doc["version"]
+        return cast(int, doc["version"])
 
     def work(self, doc: dict[str, Any]) -> Work:
         return Work(self.store, doc, self.now_ms(), self.bump, self._device_sockets())
@@ -299,9 +299,9 @@ class SwarmCoordinator(DurableObjectLogic):
         if doc is None:
             return
         sockets, now = self._device_sockets(), self.now_ms()
-        for socket in self._unjoined():
-            if (socket.attachment or {}).get("join_by", 0) <= now:
-                hang_up(socket, JOIN_TIMEOUT, "no JOIN or RESUME in time")
+        for unjoined in self._unjoined():
+            if (unjoined.attachment or {}).get("join_by", 0) <= now:
+                hang_up(unjoined, JOIN_TIMEOUT, "no JOIN or RESUME in time")
         timeout = doc["settings"]["heartbeat_timeout_s"]
         work = self.work(doc)
         for row in self.store.exec("SELECT * FROM devices WHERE status != 'offline'"):

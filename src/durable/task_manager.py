@@ -202,7 +202,8 @@ class TaskManager(DurableObjectLogic):
         if slot is None:
             return await self._apply(lifecycle.waiting(latest, now, self.rules))
         lease = new_id(now, prefix="lse_")
-        return await self._apply(lifecycle.assigned(latest, dict(slot), lease, now))
+        server = {"id": slot["id"], "url": slot["url"]}
+        return await self._apply(lifecycle.assigned(latest, server, lease, now))
 
     async def _dispatch(self, doc: Doc) -> None:
         remaining_s = (doc["deadline_ms"] - self.now_ms()) / 1000

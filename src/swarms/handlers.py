@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from logs import event, get_logger
 from ports import Socket
@@ -57,7 +57,7 @@ class Swarm(Protocol):
 
 
 def handle(swarm: Swarm, socket: Socket, meta: Meta, doc: Doc, message: object) -> None:
-    device_id = meta.get("dev")
+    device_id = cast(str, meta.get("dev"))  # None only for JOIN and RESUME, which ignore it
     store = swarm.store
     match message:
         case Join():

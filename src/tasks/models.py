@@ -12,7 +12,7 @@ Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9.
 Capability = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
 
 
-def _capped(value: Any, limit: int, what: str) -> Any:
+def _capped[V](value: V, limit: int, what: str) -> V:
     size = len(json.dumps(value, separators=(",", ":")).encode())
     if size > limit:
         raise ValueError(f"{what} is {size} bytes; the limit is {limit}")

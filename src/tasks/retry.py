@@ -17,7 +17,7 @@ class Backoff:
 
         Never under a quarter of the step, so a retry is not immediate.
         """
-        step = min(self.cap_ms, self.base_ms * 2**tries)
+        step: int = min(self.cap_ms, self.base_ms * 2**tries)  # typeshed: int ** int is Any
         r = random.random() if rand is None else rand
         return max(step // 4, int(step * r))
 
