@@ -6,13 +6,11 @@ bindings, vars or triggers from the top level; `.dev.vars.NAME` wins over `.dev.
 
 from __future__ import annotations
 
-import io
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
-
-import dotenv.parser
 
 
 class ConfigError(Exception):
@@ -72,15 +70,40 @@ class WorkerConfig:
         return self.main.parent
 
 
+# dotenv's own LINE pattern (the `dotenv` package wrangler bundles), so a `.dev.vars` means
+# here what it means to `wrangler dev`: `KEY="{"a": 1}"` is the JSON inside the quotes.
+_DOTENV_LINE = re.compile(
+    r"""(?:^|^)\s*(?:export\s+)?([\w.-]+)(?:\s*=\s*?|:\s+?)(\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|\s*`(?:\\`|[^`])*`|[^#\r\n]+)?\s*(?:#.*)?(?:$|$)""",
+    re.MULTILINE | re.ASCII,
+)
+_DOTENV_QUOTES = re.compile(r"^(['\"`])([\s\S]*)\1$", re.MULTILINE)
+
+
 def parse_dev_vars(text: str) -> dict[str, str]:
-    """dotenv syntax, as wrangler reads it; a line that is not KEY=VALUE is an error."""
+    """dotenv's parse, as wrangler calls it; stricter in one way: text that no KEY=VALUE
+    covers (dotenv skips it silently) is an error naming its line."""
+    text = re.sub(r"\r\n?", "\n", text)
     values: dict[str, str] = {}
-    for binding in dotenv.parser.parse_stream(io.StringIO(text)):
-        if binding.error or (binding.key is not None and binding.value is None):
-            raise ConfigError(f".dev.vars line {binding.original.line}: expected KEY=VALUE")
-        if binding.key is not None and binding.value is not None:
-            values[binding.key] = binding.value
+    covered = 0
+    for match in _DOTENV_LINE.finditer(text):
+        _reject_stray(text, covered, match.start())
+        covered = match.end()
+        value = (match[2] or "").strip()
+        quote = value[:1]
+        value = _DOTENV_QUOTES.sub(r"\2", value)
+        if quote == '"':
+            value = value.replace("\\n", "\n").replace("\\r", "\r")
+        values[match[1]] = value
+    _reject_stray(text, covered, len(text))
     return values
+
+
+def _reject_stray(text: str, start: int, end: int) -> None:
+    for offset, line in enumerate(text[start:end].split("\n")):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            number = text.count("\n", 0, start) + offset + 1
+            raise ConfigError(f".dev.vars line {number}: expected KEY=VALUE")
 
 
 def _section(document: dict[str, Any], environment: str | None) -> dict[str, Any]:

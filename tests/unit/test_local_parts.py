@@ -24,15 +24,19 @@ ROOT = Path(__file__).resolve().parents[2]
         ('A="l1\\nl2"', {"A": "l1\nl2"}),
         ("A=v # note", {"A": "v"}),
         ("A=", {"A": ""}),
+        ('J="{"u": "a", "o": ["x"]}"', {"J": '{"u": "a", "o": ["x"]}'}),
+        ('M="one\ntwo"\nB=2', {"M": "one\ntwo", "B": "2"}),
+        ("A: colon", {"A": "colon"}),
     ],
 )
 def test_dev_vars(text: str, expected: dict[str, str]) -> None:
     assert parse_dev_vars(text) == expected
 
 
-@pytest.mark.parametrize("text", ["NOEQUALS", "BAD KEY=1", "=1"])
+@pytest.mark.parametrize("text", ["NOEQUALS", "BAD KEY=1", "=1", "A=1\nstray"])
 def test_dev_vars_errors(text: str) -> None:
-    with pytest.raises(ConfigError, match="line 1"):
+    line = text.count("\n") + 1
+    with pytest.raises(ConfigError, match=f"line {line}:"):
         parse_dev_vars(text)
 
 
