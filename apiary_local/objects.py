@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -262,7 +262,9 @@ class ObjectHost:
         if slot.instance is None:
             services = _gated_services(self.services(), slot.storage)
             slot.hub.now_ms = services.clock.now_ms
-            context = ObjectContext(slot.id, slot.name, slot.storage, slot.hub, services)
+            context = ObjectContext(
+                slot.id, slot.name, slot.storage, slot.hub, services, self._spawner(slot)
+            )
             instance = self.logic(context)
             slot.storage.begin()
             try:
@@ -276,6 +278,28 @@ class ObjectHost:
             slot.instance = instance
             self.meter.count("do_instances_started", object_class=self.class_name)
         return slot.storage, slot.instance
+
+    def _spawner(self, slot: _Slot) -> Callable[[Coroutine[Any, Any, None]], None]:
+        """`ctx.spawn`: the work runs as an event of its own, so it keeps the instance in
+        memory, and its writes commit and its alarm is armed as any event's are."""
+
+        def spawn(work: Coroutine[Any, Any, None]) -> None:
+            async def run(_: DurableObjectLogic) -> None:
+                await work
+
+            task = asyncio.get_running_loop().create_task(self._event(slot, run))
+            self._tasks.add(task)
+            task.add_done_callback(self._background_done)
+            task.add_done_callback(lambda _: work.close())  # cancelled before it began
+
+        return spawn
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            fields = {"object_class": self.class_name}
+            log.error("background work failed", exc_info=task.exception(),
+                      extra={"fields": fields})  # fmt: skip
 
     def _close(self, slot: _Slot) -> None:
         if slot.storage is not None:

@@ -71,6 +71,9 @@ class Backend:
     random: random.Random = field(default_factory=random.Random)
     leases: dict[str, str] = field(default_factory=dict)
     client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10))
+    # Set once the credential is in hand: apiary may dispatch as soon as this server is
+    # healthy, which can be before its registration has answered.
+    registered: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def register(self, client: httpx.AsyncClient) -> None:
         response = await client.post(
@@ -87,6 +90,7 @@ class Backend:
         body = response.json()
         self.server_id = body["server"]["id"]
         self.credential = body["credential"]
+        self.registered.set()
 
     async def join(self, client: httpx.AsyncClient) -> None:
         """Once this server answers its own /health, register (apiary checks it at once)."""
@@ -95,9 +99,11 @@ class Backend:
                 if (await client.get(f"{self.url}/health")).is_success:
                     break
             await asyncio.sleep(0.05)
-        if self.admin_token:
-            await self.register(client)
-            await self.heartbeats(client)
+        if not self.admin_token:
+            self.registered.set()  # someone else registered it: callbacks go without a credential
+            return
+        await self.register(client)
+        await self.heartbeats(client)
 
     async def heartbeats(self, client: httpx.AsyncClient) -> None:
         while self.heartbeat_s > 0:
@@ -129,6 +135,7 @@ class Backend:
         finally:
             self.working.pop(task["id"], None)
             self.leases.pop(task["id"], None)
+        await self.registered.wait()
         url = task.get("callback_url") or f"{self.apiary}/api/task/{task['id']}"
         headers = {"Authorization": f"Bearer {self.credential}", "X-Apiary-Lease": lease}
         client = self.client

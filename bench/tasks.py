@@ -67,8 +67,11 @@ def _apiary_round(work: Path, n: int) -> tuple[float, dict]:
     project = work / f"apiary{n}"
     project.mkdir()
     server = DevServer(project / "state", config=project_config(project), args=("--no-cron",))
-    write_dev_vars(project, JWT_SECRET="test-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
-                   PUBLIC_URL=server.url, TASK_WAIT_POLL_S="0.1")  # fmt: skip
+    write_dev_vars(
+        project,
+        JWT_SECRET="test-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
+        PUBLIC_URL=server.url,
+    )
     server.start()
     backend = Backend(server, "bench", work, ("--capacity", "64", "--work-ms", "0",
                                               "--heartbeat-s", "0"))  # fmt: skip

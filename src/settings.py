@@ -19,7 +19,7 @@ VARS = frozenset(
         "HEALTH_CHECK_TIMEOUT_S",
         "HEARTBEAT_TTL_S",
         "SERVER_STALE_AFTER_S",
-        "TASK_WAIT_POLL_S",
+        "TASK_WAIT_RECHECK_S",
         "DISPATCH_TIMEOUT_S",
         "DISPATCH_TRIES",
         "SERVER_CREDENTIAL_GRACE_S",

@@ -165,6 +165,15 @@ class World:
             await host.stop()
         self.db.close()
 
+    async def settle(self) -> None:
+        """Wait until no object has background work (`ctx.spawn`) or a firing alarm left."""
+        for _ in range(100):
+            running = [t for host in self.hosts.values() for t in host._tasks if not t.done()]
+            if not running:
+                return
+            await asyncio.gather(*running, return_exceptions=True)
+        raise AssertionError("objects kept spawning work")
+
     async def alarm(self, binding: str, name: str) -> None:
         """Fire the object's stored alarm now (moving the clock to it if it is later)."""
         host = self.hosts[binding]

@@ -6,6 +6,7 @@ methods, and calls the logic's hooks. The logic instance is built on the first e
 hibernation the runtime constructs a new shell, so this is once per wake-up).
 """
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
@@ -75,6 +76,15 @@ def _rpc_forwarder(method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
     return forward
 
 
+def _finished_in(tasks: set["asyncio.Future[None]"]) -> Callable[["asyncio.Future[None]"], None]:
+    def finished(task: "asyncio.Future[None]") -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
+
+    return finished
+
+
 def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> type:
     """A `workers.DurableObject` subclass named `name` that hosts `logic_class`."""
     from workers import DurableObject, Response
@@ -83,6 +93,7 @@ def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> ty
         DurableObject.__init__(self, ctx, env)
         self._logic = None
         self._hub = CloudflareSocketHub(ctx)
+        self._background = set()
 
     def _apiary_logic(self: Any) -> DurableObjectLogic:
         if self._logic is None:
@@ -94,11 +105,20 @@ def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> ty
                 storage=storage,
                 sockets=self._hub,
                 services=services_from_env(self.env),
+                spawn=self._spawn,
             )
             logic = logic_class(context)
             storage.transaction(logic.on_start)
             self._logic = logic
         return cast(DurableObjectLogic, self._logic)  # self: the generated class
+
+    def _spawn(self: Any, work: Coroutine[Any, Any, None]) -> None:
+        # A Durable Object stays in memory while it has I/O in flight (its ctx.waitUntil is a
+        # no-op by Cloudflare's docs), so a task on the isolate's loop is enough; the set keeps
+        # it from being collected before it ends.
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(_finished_in(self._background))
 
     async def fetch(self: Any, request: Any) -> Any:
         response: ObjectResponse = await self._apiary_logic().on_request(
@@ -137,6 +157,7 @@ def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> ty
         "__doc__": logic_class.__doc__,
         "__module__": "entry",
         "_apiary_logic": _apiary_logic,
+        "_spawn": _spawn,
         "fetch": fetch,
         "alarm": alarm,
         "webSocketMessage": webSocketMessage,

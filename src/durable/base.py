@@ -18,7 +18,7 @@ wrangler.toml.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -87,6 +87,11 @@ class AlarmInfo:
         return self.retry_count > 0
 
 
+def _unsupported(work: Coroutine[Any, Any, None]) -> None:
+    work.close()
+    raise RuntimeError("this object context runs no background work")
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectContext:
     id: str
@@ -94,6 +99,10 @@ class ObjectContext:
     storage: ObjectStorage
     sockets: SocketHub
     services: Services
+    # Runs `work` after the current event answers, as part of the object (its writes commit,
+    # the object stays in memory until it ends). For slow outbound calls a caller should not
+    # wait for; the object's alarm must still cover a crash before `work` ends.
+    spawn: Callable[[Coroutine[Any, Any, None]], None] = _unsupported
 
 
 class DurableObjectLogic:

@@ -26,7 +26,7 @@ from durable.document import Doc, Document
 from durable.outbox import Effect, Outbox
 from durable.rpc import ObjectClient
 from durable.server_registry import ServerRegistryClient
-from durable.task_manager import TaskManagerClient
+from durable.task_manager import TaskManagerClient, hand_over
 from ids import new_id
 from logs import event, get_logger
 from ports import HttpError, Statement
@@ -162,16 +162,18 @@ class ServerInstance(DurableObjectLogic):
                 )
             ]
         )  # fmt: skip
-        lost = await ServerRegistryClient.of(self.services).set_status(
+        outcome = await ServerRegistryClient.of(self.services).set_status(
             change["server_id"], change["to"]
         )
-        for task_id in lost:
+        for task_id in outcome["moved"]:
             await TaskManagerClient.for_task(self.services, task_id).server_lost(
                 change["server_id"], "server_lost"
             )
+        await hand_over(self.services, outcome["offers"])
         event(log, logging.INFO, "server status changed", server_id=change["server_id"],
               status=change["to"], previous=change["from"], reason=change["reason"],
-              tasks_moved=len(lost))  # fmt: skip
+              tasks_moved=len(outcome["moved"]),
+              queued_tasks_started=len(outcome["offers"]))  # fmt: skip
 
 
 class ServerInstanceClient(ObjectClient):

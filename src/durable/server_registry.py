@@ -1,9 +1,11 @@
 """ServerRegistry: the one authoritative list of backend servers, their status and load.
 
 One object (named `NAME`). It records which task holds a slot on which server (per attempt),
-so choosing a server and counting its load are one atomic step. It never calls other objects
-(the call graph stays acyclic): when a server is lost, or stops listing a task it holds, it
-returns the affected task ids to its caller.
+so choosing a server and counting its load are one atomic step. A task no server can take now
+is queued; capacity that frees (a slot released, a server back to healthy) goes to the queue
+at once, highest priority and longest waiting first, as offers. It never calls other objects
+(the call graph stays acyclic): offers, and the tasks of a server that was lost or stopped
+listing them, are returned to the caller, which tells their TaskManagers.
 
 Reconciliation: a heartbeat may list the tasks the server is working on (`active_tasks`). A
 slot whose task is missing from two consecutive heartbeats of its server (counting only
@@ -14,6 +16,7 @@ never came does not hold the task until its timeout.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, TypedDict
 
 from durable.base import DurableObjectLogic, rpc
@@ -25,7 +28,6 @@ from tasks.choice import Candidate, choose_server
 from tasks.settings import TaskSettings
 
 NAME = "global"
-WAITER_TTL_MS = 15_000  # a waiter that stopped asking no longer holds others back
 MISSES_TO_LOSE = 2
 
 
@@ -48,6 +50,19 @@ class ServerRecord(TypedDict):
 class Slot(TypedDict):
     id: str
     url: str
+
+
+class Offer(TypedDict):
+    """A slot the registry gave a queued task: its TaskManager takes it or releases it."""
+
+    task_id: str
+    attempt: int
+    server: Slot
+
+
+class StatusChange(TypedDict):
+    moved: list[str]  # the tasks it held, to reassign (the server is down)
+    offers: list[Offer]  # queued tasks given its capacity (the server is up)
 
 
 class Removal(TypedDict):
@@ -84,22 +99,24 @@ class ServerRegistry(DurableObjectLogic):
             id TEXT PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL,
             capabilities TEXT NOT NULL, capacity INTEGER NOT NULL, metadata TEXT NOT NULL,
             status TEXT NOT NULL, load REAL, version TEXT, reported_active INTEGER,
-            registered_at_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
-            last_assigned_ms INTEGER NOT NULL DEFAULT 0)""",
+            registered_at_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL)""",
         """CREATE TABLE IF NOT EXISTS assignments (
             task_id TEXT PRIMARY KEY, attempt INTEGER NOT NULL, server_id TEXT NOT NULL,
             priority INTEGER NOT NULL, assigned_ms INTEGER NOT NULL,
             misses INTEGER NOT NULL DEFAULT 0)""",
         "CREATE INDEX IF NOT EXISTS assignments_by_server ON assignments (server_id)",
-        """CREATE TABLE IF NOT EXISTS waiting (
-            task_id TEXT PRIMARY KEY, priority INTEGER NOT NULL, required TEXT NOT NULL,
-            since_ms INTEGER NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS queue (
+            task_id TEXT PRIMARY KEY, attempt INTEGER NOT NULL, priority INTEGER NOT NULL,
+            required TEXT NOT NULL, exclude TEXT NOT NULL, since_ms INTEGER NOT NULL)""",
     )
 
     def on_start(self) -> None:
         super().on_start()
         # A slot is expected in a heartbeat only once its dispatch has had time to arrive.
         self.expect_after_ms = TaskSettings.from_config(self.services.config).dispatch_window_ms
+        # When each server last got a task, for fair rotation among equals. Kept in memory (a
+        # write per task saved): after a restart ties go by id until servers get tasks again.
+        self.last_assigned: dict[str, int] = {}
 
     def _assigned(self) -> dict[str, int]:
         rows = self.ctx.storage.exec(
@@ -203,15 +220,19 @@ class ServerRegistry(DurableObjectLogic):
         return lost
 
     @rpc
-    async def set_status(self, server_id: str, status: str) -> list[str]:
-        """Record a health change; returns the tasks to reassign when the server is down."""
-        self.ctx.storage.exec("UPDATE servers SET status = ? WHERE id = ?", status, server_id)
-        if status not in ("unhealthy", "offline"):
-            return []
-        rows = self.ctx.storage.exec(
-            "SELECT task_id FROM assignments WHERE server_id = ?", server_id
-        )
-        return [r["task_id"] for r in rows]
+    async def set_status(self, server_id: str, status: str) -> StatusChange:
+        """Record a health change: a server down gives up its tasks, one up takes queued ones."""
+        storage = self.ctx.storage
+
+        def change() -> StatusChange:
+            storage.exec("UPDATE servers SET status = ? WHERE id = ?", status, server_id)
+            if status in ("unhealthy", "offline"):
+                rows = storage.exec("SELECT task_id FROM assignments WHERE server_id = ?",
+                                    server_id)  # fmt: skip
+                return StatusChange(moved=[r["task_id"] for r in rows], offers=[])
+            return StatusChange(moved=[], offers=self._fill())
+
+        return storage.transaction(change)
 
     @rpc
     async def stale(self, older_than_ms: int) -> list[str]:
@@ -221,13 +242,61 @@ class ServerRegistry(DurableObjectLogic):
         )
         return [r["id"] for r in rows]
 
+    def _candidates(self) -> list[Candidate]:
+        assigned = self._assigned()
+        return [
+            Candidate(
+                id=r["id"],
+                status=r["status"],
+                capabilities=frozenset(json.loads(r["capabilities"])),
+                capacity=r["capacity"],
+                assigned=assigned.get(r["id"], 0),
+                last_assigned_ms=self.last_assigned.get(r["id"], 0),
+            )
+            for r in self.ctx.storage.exec("SELECT id, status, capabilities, capacity FROM servers")
+        ]
+
+    def _take(self, task_id: str, attempt: int, priority: int, server_id: str) -> Slot:
+        """Record the slot (inside the caller's transaction)."""
+        storage, now = self.ctx.storage, self.now_ms()
+        storage.exec(
+            "INSERT INTO assignments (task_id, attempt, server_id, priority, assigned_ms)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET"
+            " attempt = excluded.attempt, server_id = excluded.server_id,"
+            " assigned_ms = excluded.assigned_ms, misses = 0",
+            task_id, attempt, server_id, priority, now,
+        )  # fmt: skip
+        self.last_assigned[server_id] = now
+        url = storage.exec("SELECT url FROM servers WHERE id = ?", server_id)[0]["url"]
+        return Slot(id=server_id, url=url)
+
+    def _fill(self) -> list[Offer]:
+        """Give free capacity to queued tasks (inside the caller's transaction)."""
+        queued = self.ctx.storage.exec("SELECT * FROM queue ORDER BY priority DESC, since_ms")
+        if not queued:
+            return []
+        candidates, offers = self._candidates(), list[Offer]()
+        for row in queued:
+            required, exclude = json.loads(row["required"]), json.loads(row["exclude"])
+            chosen = choose_server(candidates, required, exclude)
+            if chosen is None:
+                continue  # nothing fits it; a task behind it may need other servers
+            self.ctx.storage.exec("DELETE FROM queue WHERE task_id = ?", row["task_id"])
+            slot = self._take(row["task_id"], row["attempt"], row["priority"], chosen.id)
+            offers.append(Offer(task_id=row["task_id"], attempt=row["attempt"], server=slot))
+            candidates = [
+                replace(c, assigned=c.assigned + 1) if c.id == chosen.id else c for c in candidates
+            ]
+        return offers
+
     @rpc
     async def acquire(
         self, task_id: str, attempt: int, priority: int, required: list[str], exclude: list[str]
     ) -> Slot | None:
-        """A slot for attempt `attempt` of `task_id` on the best server, or None (it waits its
-        turn). Higher priority first: while a higher-priority task is waiting, lower ones wait
-        too. Asking again for the same attempt returns the slot it holds."""
+        """A slot for attempt `attempt` of `task_id` on the best server, or None: the task is
+        queued and will be offered one. Higher priority first: while a higher-priority queued
+        task fits, lower ones queue too. Asking again for the same attempt returns the slot it
+        holds (an offer that never arrived) or keeps its place in the queue."""
         storage, now = self.ctx.storage, self.now_ms()
 
         def acquire() -> Slot | None:
@@ -239,26 +308,11 @@ class ServerRegistry(DurableObjectLogic):
             )
             if held:
                 return Slot(id=held[0]["id"], url=held[0]["url"])
-            storage.exec("DELETE FROM waiting WHERE since_ms < ?", now - WAITER_TTL_MS)
-            assigned = self._assigned()
-            candidates = [
-                Candidate(
-                    id=r["id"],
-                    status=r["status"],
-                    capabilities=frozenset(json.loads(r["capabilities"])),
-                    capacity=r["capacity"],
-                    assigned=assigned.get(r["id"], 0),
-                    last_assigned_ms=r["last_assigned_ms"],
-                )
-                for r in storage.exec(
-                    "SELECT id, status, capabilities, capacity, last_assigned_ms FROM servers"
-                )
-            ]
-            # A higher-priority waiter that a server could take now goes first.
+            candidates = self._candidates()
             ahead = any(
                 choose_server(candidates, json.loads(w["required"])) is not None
                 for w in storage.exec(
-                    "SELECT required FROM waiting WHERE priority > ? AND task_id != ?",
+                    "SELECT required FROM queue WHERE priority > ? AND task_id != ?",
                     priority,
                     task_id,
                 )
@@ -266,40 +320,35 @@ class ServerRegistry(DurableObjectLogic):
             chosen = None if ahead else choose_server(candidates, required, exclude)
             if chosen is None:
                 storage.exec(
-                    "INSERT INTO waiting (task_id, priority, required, since_ms)"
-                    " VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (task_id) DO UPDATE SET since_ms = excluded.since_ms",
-                    task_id,
-                    priority,
-                    json.dumps(list(required)),
-                    now,
-                )
+                    "INSERT INTO queue (task_id, attempt, priority, required, exclude, since_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET"
+                    " attempt = excluded.attempt, exclude = excluded.exclude"
+                    " WHERE queue.attempt != excluded.attempt",
+                    task_id, attempt, priority, json.dumps(list(required)),
+                    json.dumps(list(exclude)), now,
+                )  # fmt: skip
                 return None
-            storage.exec("DELETE FROM waiting WHERE task_id = ?", task_id)
-            storage.exec(
-                "INSERT INTO assignments (task_id, attempt, server_id, priority, assigned_ms)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET"
-                " attempt = excluded.attempt, server_id = excluded.server_id,"
-                " assigned_ms = excluded.assigned_ms, misses = 0",
-                task_id,
-                attempt,
-                chosen.id,
-                priority,
-                now,
-            )
-            storage.exec("UPDATE servers SET last_assigned_ms = ? WHERE id = ?", now, chosen.id)
-            url = storage.exec("SELECT url FROM servers WHERE id = ?", chosen.id)[0]["url"]
-            return Slot(id=chosen.id, url=url)
+            storage.exec("DELETE FROM queue WHERE task_id = ?", task_id)
+            return self._take(task_id, attempt, priority, chosen.id)
 
         return storage.transaction(acquire)
 
     @rpc
-    async def release(self, task_id: str, attempt: int) -> None:
-        """Free the slot of attempt `attempt` (never a later attempt's): idempotent."""
-        self.ctx.storage.exec(
-            "DELETE FROM assignments WHERE task_id = ? AND attempt = ?", task_id, attempt
-        )
-        self.ctx.storage.exec("DELETE FROM waiting WHERE task_id = ?", task_id)
+    async def release(self, task_id: str, attempt: int) -> list[Offer]:
+        """Free the slot of attempt `attempt` (never a later attempt's), or its place in the
+        queue: idempotent. Returns the queued tasks given the capacity it freed."""
+        storage = self.ctx.storage
+
+        def release() -> list[Offer]:
+            freed = storage.exec(
+                "DELETE FROM assignments WHERE task_id = ? AND attempt = ? RETURNING task_id",
+                task_id,
+                attempt,
+            )
+            storage.exec("DELETE FROM queue WHERE task_id = ?", task_id)
+            return self._fill() if freed else []
+
+        return storage.transaction(release)
 
 
 class ServerRegistryClient(ObjectClient):
@@ -322,7 +371,7 @@ class ServerRegistryClient(ObjectClient):
     async def report(self, server_id: str, fields: dict[str, Any]) -> Report:
         return await self.invoke(ServerRegistry.report, server_id, fields)
 
-    async def set_status(self, server_id: str, status: str) -> list[str]:
+    async def set_status(self, server_id: str, status: str) -> StatusChange:
         return await self.invoke(ServerRegistry.set_status, server_id, status)
 
     async def stale(self, older_than_ms: int) -> list[str]:
@@ -334,5 +383,5 @@ class ServerRegistryClient(ObjectClient):
         return await self.invoke(ServerRegistry.acquire, task_id, attempt, priority, required,
                                  exclude)  # fmt: skip
 
-    async def release(self, task_id: str, attempt: int) -> None:
-        await self.invoke(ServerRegistry.release, task_id, attempt)
+    async def release(self, task_id: str, attempt: int) -> list[Offer]:
+        return await self.invoke(ServerRegistry.release, task_id, attempt)

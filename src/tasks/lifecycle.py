@@ -69,7 +69,7 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    wait_poll_ms: int = 1_000
+    wait_recheck_ms: int = 30_000  # a queued task asks again, in case its offer was lost
     dispatch_tries: int = 4
     # A heartbeat sent just before the server accepted a task may arrive after the acceptance
     # did: only once this long has passed does a heartbeat that leaves it out mean it is lost.
@@ -128,15 +128,27 @@ def assigned(doc: Doc, server: dict[str, str], lease_id: str, now: int) -> Step:
         "dispatch_tries": 0,
         "deadline_ms": now + int(doc["timeout_s"] * 1000),
         "updated_ms": now,
-        "wake_ms": now,  # dispatch at once
     }
+    # Dispatched in this same event; should that never finish, the deadline ends the attempt.
+    new["wake_ms"] = new["deadline_ms"]
     opened = Opened(n, server["id"], lease_id, now)
     return Step(new, effects=(PROJECT,), opened=opened)
 
 
 def waiting(doc: Doc, now: int, settings: Settings) -> Step:
-    """No server can take it now: ask again after a while (the registry keeps its place)."""
-    return Step({**doc, "wake_ms": now + settings.wait_poll_ms})
+    """No server can take it now: the registry queues it and will offer it a slot."""
+    return Step({**doc, "wake_ms": now + settings.wait_recheck_ms})
+
+
+def then(first: Step, second: Step) -> Step:
+    """Two steps decided in one event (`second` from `first.doc`), written as one."""
+    return Step(
+        second.doc,
+        effects=tuple(dict.fromkeys(first.effects + second.effects)),
+        opened=second.opened or first.opened,
+        closed=second.closed or first.closed,
+        changed=first.changed or second.changed,
+    )
 
 
 def dispatched(doc: Doc, lease_id: str, answer: Answer, now: int, settings: Settings) -> Step:

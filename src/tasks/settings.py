@@ -25,7 +25,7 @@ class TaskSettings:
     check_timeout_s: float
     heartbeat_ttl_ms: int
     stale_after_ms: int
-    wait_poll_ms: int
+    wait_recheck_ms: int
     dispatch_timeout_s: float
     dispatch_tries: int
 
@@ -45,7 +45,7 @@ class TaskSettings:
             check_timeout_s=_number(config, "HEALTH_CHECK_TIMEOUT_S", 3),
             heartbeat_ttl_ms=int(_number(config, "HEARTBEAT_TTL_S", 60) * 1000),
             stale_after_ms=int(_number(config, "SERVER_STALE_AFTER_S", 300) * 1000),
-            wait_poll_ms=int(_number(config, "TASK_WAIT_POLL_S", 1) * 1000),
+            wait_recheck_ms=int(_number(config, "TASK_WAIT_RECHECK_S", 30) * 1000),
             dispatch_timeout_s=_number(config, "DISPATCH_TIMEOUT_S", 5),
             dispatch_tries=int(_number(config, "DISPATCH_TRIES", 4)),
         )

@@ -70,17 +70,19 @@ QUICK = {"DISPATCH_TIMEOUT_S": "1", "DISPATCH_TRIES": "2", "HEALTH_INTERVAL_MIN_
          "HEALTH_INTERVAL_MAX_S": "600"}  # fmt: skip
 
 
-async def held_task(world: World, dispatch: Any) -> tuple[ServerInstanceClient, TaskManagerClient]:
-    """srv_1 registered and watched; the task assigned to it and its dispatch answered by
-    `dispatch` (the task's alarm still running when `dispatch` holds the call open)."""
+async def held_task(
+    world: World, dispatch: Any
+) -> tuple[ServerInstanceClient, TaskManagerClient, asyncio.Task[Any]]:
+    """srv_1 registered and watched; the task being created (`created`) and assigned to it, its
+    dispatch (which runs after the creation answers: `world.settle()`) answered by `dispatch`."""
     await ServerRegistryClient.of(world.services).register({**SERVER, "capacity": 4}, "healthy")
     world.http.route("GET", "http://srv.test/health", lambda _: Reply(200, {}))
     instance = ServerInstanceClient.for_server(world.services, "srv_1")
     await instance.start("srv_1", "http://srv.test")
     world.http.route("POST", "http://srv.test/tasks", dispatch)
     task = TaskManagerClient.for_task(world.services, TASK)
-    await task.create(SPEC)
-    return instance, task
+    created = asyncio.create_task(task.create(SPEC))
+    return instance, task, created
 
 
 async def outcomes(task: TaskManagerClient) -> list[str | None]:
@@ -89,8 +91,9 @@ async def outcomes(task: TaskManagerClient) -> list[str | None]:
 
 async def test_a_task_left_out_of_two_heartbeats_is_lost(tmp_path: Path) -> None:
     async with World(tmp_path, classes=CLASSES, config=QUICK) as world:
-        instance, task = await held_task(world, lambda _: Reply(202))
-        await world.alarm("TASK_MANAGER", TASK)  # dispatched and accepted
+        instance, task, created = await held_task(world, lambda _: Reply(202))
+        await created
+        await world.settle()  # dispatched and accepted
         await instance.heartbeat({"active_tasks": []})  # too soon to expect it listed
         world.clock.advance(2_000)
         await instance.heartbeat({"active_tasks": []})
@@ -98,26 +101,27 @@ async def test_a_task_left_out_of_two_heartbeats_is_lost(tmp_path: Path) -> None
         await instance.heartbeat({"active_tasks": []})
         assert await outcomes(task) == [None]
         await instance.heartbeat({"active_tasks": []})  # the second miss in a row
-        assert await outcomes(task) == ["lost"]
+        assert await outcomes(task) == ["lost", None]  # and on again, in the same event
+        await world.settle()
         (server,) = await ServerRegistryClient.of(world.services).servers()
-        assert server["active_tasks"] == 0  # its slot went back
+        assert server["active_tasks"] == 1  # the lost attempt's slot went back
+        assert len(world.http.to("http://srv.test/tasks")) == 2
 
 
 async def test_a_task_whose_dispatch_is_still_out_is_not_lost(tmp_path: Path) -> None:
     """Misses counted while the dispatch is in flight do not end the attempt once it lands."""
     async with World(tmp_path, classes=CLASSES, config=QUICK) as world:
         gate = Gate(Reply(202))
-        instance, task = await held_task(world, gate)
-        alarm = asyncio.create_task(world.alarm("TASK_MANAGER", TASK))
+        instance, task, _ = await held_task(world, gate)
         await gate.entered.wait()
         world.clock.advance(3_000)
         await instance.heartbeat({"active_tasks": []})
         await instance.heartbeat({"active_tasks": []})
         assert await outcomes(task) == [None]
         gate.release.set()
-        await alarm  # accepted now; a heartbeat sent before that may still arrive
+        await world.settle()  # accepted now; a heartbeat sent before that may still arrive
         await instance.heartbeat({"active_tasks": []})
         assert await outcomes(task) == [None]
         world.clock.advance(1_000)
         await instance.heartbeat({"active_tasks": []})
-        assert await outcomes(task) == ["lost"]
+        assert (await outcomes(task))[0] == "lost"

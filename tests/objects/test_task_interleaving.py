@@ -7,6 +7,7 @@ back. The answer must then be judged against the task as it is, not as it was.
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,15 +24,15 @@ SPEC = {"id": TASK, "type": "echo", "payload": {"n": 1}, "priority": 0,
 CLASSES = {"SERVER_REGISTRY": ServerRegistry, "TASK_MANAGER": TaskManager}
 
 
-async def dispatching(world: World, gate: Gate) -> tuple[TaskManagerClient, asyncio.Task[None]]:
-    """A task whose first dispatch is out and held open by `gate`."""
+async def dispatching(world: World, gate: Gate) -> tuple[TaskManagerClient, asyncio.Task[Any]]:
+    """A task whose first dispatch (made after its creation answers) is out and held open by
+    `gate`; `created` is the creation."""
     await ServerRegistryClient.of(world.services).register(SERVER, "healthy")
     world.http.route("POST", "http://srv.test/tasks", gate)
     client = TaskManagerClient.for_task(world.services, TASK)
-    await client.create(SPEC)
-    alarm = asyncio.create_task(world.alarm("TASK_MANAGER", TASK))
+    created = asyncio.create_task(client.create(SPEC))
     await gate.entered.wait()
-    return client, alarm
+    return client, created
 
 
 async def test_a_cancel_during_the_dispatch_stands(tmp_path: Path) -> None:
@@ -44,6 +45,7 @@ async def test_a_cancel_during_the_dispatch_stands(tmp_path: Path) -> None:
         assert (await client.update(None, None, {"status": "cancelled"}))["status"] == "cancelled"
         gate.release.set()  # the server accepts, but the task is no longer its to run
         await alarm
+        await world.settle()
         task = await client.get()
         assert task["status"] == "cancelled"
         assert [a["outcome"] for a in task["attempts"]] == ["cancelled"]
@@ -64,6 +66,7 @@ async def test_a_callback_during_the_dispatch_is_kept(tmp_path: Path) -> None:
         assert done["status"] == "succeeded"
         gate.release.set()  # the dispatch's own answer arrives last
         await alarm
+        await world.settle()
         task = await client.get()
         assert task["status"] == "succeeded"
         assert task["result"] == {"ok": 1}
@@ -79,6 +82,7 @@ async def test_a_dispatch_answered_503_retries_after_backoff(tmp_path: Path) -> 
         gate.release.set()
         client, alarm = await dispatching(world, gate)
         await alarm
+        await world.settle()
         retry_at = world.alarm_at("TASK_MANAGER", TASK)
         assert retry_at == world.clock.ms + 3_000  # Retry-After honoured
         world.http.route("POST", "http://srv.test/tasks", lambda _: Reply(202))
@@ -86,3 +90,29 @@ async def test_a_dispatch_answered_503_retries_after_backoff(tmp_path: Path) -> 
         task = await client.get()
         assert task["status"] == "assigned"
         assert len(world.http.to("http://srv.test/tasks")) == 2
+
+
+async def test_an_alarm_during_the_dispatch_does_not_dispatch_again(tmp_path: Path) -> None:
+    async with World(tmp_path, classes=CLASSES) as world:
+        gate = Gate(Reply(202))
+        _, created = await dispatching(world, gate)
+        # Nothing is due before the deadline: the projection waits for this event to finish.
+        assert world.alarm_at("TASK_MANAGER", TASK) == world.clock.ms + 60_000
+        await world.alarm("TASK_MANAGER", TASK)  # fires anyway (a retry of the platform's)
+        assert len(gate.requests) == 1  # the alarm left the dispatch to the event making it
+        gate.release.set()
+        await created
+        await world.settle()  # (the clock is at the deadline now: a second attempt may follow)
+        assert [r.body["attempt"] for r in gate.requests].count(1) == 1
+
+
+async def test_the_creation_answers_while_the_dispatch_is_out(tmp_path: Path) -> None:
+    """A backend that hangs holds its own task, not the caller of `POST /api/task`."""
+    async with World(tmp_path, classes=CLASSES) as world:
+        gate = Gate(Reply(202))
+        client, created = await dispatching(world, gate)
+        answered = (await asyncio.wait_for(created, timeout=5))["task"]
+        assert (answered["status"], answered["server_id"]) == ("assigned", "srv_1")
+        gate.release.set()
+        await world.settle()
+        assert (await client.get())["attempts"][0]["outcome"] is None  # accepted, running
