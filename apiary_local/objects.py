@@ -5,10 +5,11 @@
   while an event awaits an outbound call (fetch, D1, another object) or a timer, other events
   (requests, RPC, socket messages, closes) are delivered to the same instance. One alarm runs at
   a time.
-- Output gate: writes commit before anything leaves: before each outbound call, and before an
-  event's response returns or its socket messages are sent. (Cloudflare commits the writes of
-  each turn together; here a turn's writes commit at the next of those points, which is the
-  same guarantee for whoever can observe them.)
+- Output gate: writes are on disk before anything leaves: before each outbound call, and before
+  an event's response returns or its socket messages are sent. (Cloudflare commits the writes
+  of each turn together; here a turn's writes commit at the next of those points, which is the
+  same guarantee for whoever can observe them.) The fsync runs in a thread (`wal_sync`): while
+  one object waits for its writes to reach the disk, the others run.
 - Alarms: persisted in the object's file, re-armed at start-up (overdue ones fire at once), and
   retried with exponential backoff from 2 s, up to 6 times, when the handler raises.
 - Hibernation: an instance idle for `evict_after_s` is dropped (its file closed); sockets stay
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,10 +48,11 @@ ALARM_FIRST_BACKOFF_MS = 2000
 
 
 class _Gated:
-    """Wraps a port so each call first commits the object's pending writes.
+    """Wraps a port so each call first makes the object's pending writes durable.
 
     Cloudflare's output gate holds every outgoing message (fetch, RPC, D1) until the writes
-    before it are durable; committing first gives the same guarantee here.
+    before it are durable; flushing first gives the same guarantee here. (`get` sends nothing:
+    it only wraps the stub it returns.)
     """
 
     def __init__(self, inner: Any, storage: LocalObjectStorage) -> None:
@@ -58,13 +61,14 @@ class _Gated:
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
-        if not callable(attribute):
+        if name == "get":
+            return lambda *args, **kwargs: _Gated(attribute(*args, **kwargs), self._storage)
+        if not inspect.iscoroutinefunction(attribute):
             return attribute
 
-        def gated(*args: Any, **kwargs: Any) -> Any:
-            self._storage.checkpoint()
-            result = attribute(*args, **kwargs)
-            return _Gated(result, self._storage) if name == "get" else result
+        async def gated(*args: Any, **kwargs: Any) -> Any:
+            await self._storage.flush()
+            return await attribute(*args, **kwargs)
 
         return gated
 
@@ -128,13 +132,17 @@ class ObjectHost:
         meter: Meter,
         services: Callable[[], Services],
         evict_after_s: float = 30.0,
+        timers: bool = True,
     ) -> None:
+        """`timers=False`: alarms are stored as ever but fire only when the caller fires them
+        (tests on a step clock, where a due alarm must not fire by itself while others run)."""
         self.class_name = class_name
         self.logic = logic
         self.dir = state_dir / "objects" / class_name
         self.meter = meter
         self.services = services
         self.evict_after_s = evict_after_s
+        self.timers = timers
         self.rpc = frozenset(rpc_methods(logic))
         self._slots: dict[str, _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -301,10 +309,10 @@ class ObjectHost:
             except BaseException:
                 # As on Cloudflare, a handler's exception does not undo its writes (only
                 # storage.transaction does); what it sent is still delivered after commit.
-                self._commit(slot, storage)
+                await self._commit(slot, storage)
                 await slot.hub.flush()
                 raise
-            self._commit(slot, storage)
+            await self._commit(slot, storage)
             if after_commit is not None:
                 await after_commit(result)
             await slot.hub.flush()
@@ -313,14 +321,18 @@ class ObjectHost:
             slot.active -= 1
             slot.last_used = loop.time()
 
-    def _commit(self, slot: _Slot, storage: LocalObjectStorage) -> None:
+    async def _commit(self, slot: _Slot, storage: LocalObjectStorage) -> None:
+        """The output gate: the event's writes on disk before its answer or messages leave."""
+        if slot.storage is not storage:
+            return  # closed meanwhile (stop, a failed commit): an event cut off writes nothing
         try:
             storage.commit()
+            self._rearm(slot, storage)
+            await storage.sync.durable()
         except Exception:
             slot.hub.discard_outbox()
             self._close(slot)
             raise
-        self._rearm(slot, storage)
 
     def _rearm(self, slot: _Slot, storage: LocalObjectStorage) -> None:
         """Set the timer from the stored alarm whenever it changed since the timer was set."""
@@ -335,6 +347,8 @@ class ObjectHost:
 
     def _arm(self, slot: _Slot, at_ms: int) -> None:
         self._disarm(slot)
+        if not self.timers:
+            return
         loop = asyncio.get_running_loop()
         now_ms = self.services().clock.now_ms()
         delay = max(0.0, (at_ms - now_ms) / 1000)
@@ -367,7 +381,7 @@ class ObjectHost:
         slot.alarm_running = True
         slot.active += 1
         # The firing alarm stays stored until the handler is done: if the process dies
-        # mid-handler, even after a checkpoint, it fires again at start-up.
+        # mid-handler, even after a flush, it fires again at start-up.
         fired = storage.alarm_version
         storage.firing_version = fired
         try:
@@ -382,7 +396,7 @@ class ObjectHost:
             slot.alarm_running = False
             slot.active -= 1
         slot.armed_version = -1  # re-arm from whatever alarm is stored now
-        self._commit(slot, storage)
+        await self._commit(slot, storage)
         await slot.hub.flush()
 
     def _after_failed_alarm(

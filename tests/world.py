@@ -5,7 +5,7 @@ outbound call open, move time, and see what other events do meanwhile.
     async with World(tmp_path, classes={"TASK_MANAGER": TaskManager, ...}) as world:
         world.http.route("POST", "http://srv/tasks", handler)   # handler(request) -> Reply
         client = TaskManagerClient.for_task(world.services, "tsk_...")
-        await world.alarm("TASK_MANAGER", "tsk_...")             # fire its alarm now
+        await world.alarm("TASK_MANAGER", "tsk_...")             # fire its alarm now (only then)
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ class World:
                 state_dir=directory,
                 meter=self.meter,
                 services=lambda: self.services,
+                timers=False,  # an alarm fires when the test says, at the step clock's time
             )
             for binding, logic in classes.items()
         }
