@@ -10,6 +10,8 @@
   of each turn together; here a turn's writes commit at the next of those points, which is the
   same guarantee for whoever can observe them.) The fsync runs in a thread (`wal_sync`): while
   one object waits for its writes to reach the disk, the others run.
+- Work after the answer (`ctx.wait_until`) runs as part of its event: the instance is not
+  evicted while it runs, and its writes commit before its calls leave and when it ends.
 - Alarms: persisted in the object's file, re-armed at start-up (overdue ones fire at once), and
   retried with exponential backoff from 2 s, up to 6 times, when the handler raises.
 - Hibernation: an instance idle for `evict_after_s` is dropped (its file closed); sockets stay
@@ -36,6 +38,7 @@ from durable.base import (
     ObjectContext,
     ObjectRequest,
     ObjectResponse,
+    Work,
     rpc_methods,
 )
 from durable.rpc import dispatch
@@ -269,7 +272,14 @@ class ObjectHost:
         if slot.instance is None:
             services = _gated_services(self.services(), slot.storage)
             slot.hub.now_ms = services.clock.now_ms
-            context = ObjectContext(slot.id, slot.name, slot.storage, slot.hub, services)
+            context = ObjectContext(
+                slot.id,
+                slot.name,
+                slot.storage,
+                slot.hub,
+                services,
+                wait_until=lambda work: self._continue(slot, work),
+            )
             instance = self.logic(context)
             slot.storage.begin()
             try:
@@ -320,6 +330,30 @@ class ObjectHost:
         finally:
             slot.active -= 1
             slot.last_used = loop.time()
+
+    def _continue(self, slot: _Slot, work: Work) -> None:
+        """Run `work` on after the event that started it has answered, as part of it."""
+        loop = asyncio.get_running_loop()
+        storage = slot.storage
+        assert storage is not None
+        slot.active += 1  # from now: the instance must not be evicted before the work runs
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                fields = {"object_class": self.class_name, "object": slot.name or slot.id}
+                log.exception("work after an event failed", extra={"fields": fields})
+            finally:
+                slot.active -= 1
+                slot.last_used = loop.time()
+            await self._commit(slot, storage)
+            await slot.hub.flush()
+
+        task = loop.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: work.close())  # cancelled before it ran (stop)
 
     async def _commit(self, slot: _Slot, storage: LocalObjectStorage) -> None:
         """The output gate: the event's writes on disk before its answer or messages leave."""

@@ -6,6 +6,7 @@ outbound call open, move time, and see what other events do meanwhile.
         world.http.route("POST", "http://srv/tasks", handler)   # handler(request) -> Reply
         client = TaskManagerClient.for_task(world.services, "tsk_...")
         await world.alarm("TASK_MANAGER", "tsk_...")             # fire its alarm now (only then)
+        await world.settle()                                     # work left running is done
 """
 
 from __future__ import annotations
@@ -165,6 +166,13 @@ class World:
         for host in self.hosts.values():
             await host.stop()
         self.db.close()
+
+    async def settle(self) -> None:
+        """Wait until no object has an alarm or work after an event's answer still running."""
+        for host in self.hosts.values():
+            while host._tasks:
+                await asyncio.gather(*host._tasks, return_exceptions=True)
+                await asyncio.sleep(0)  # a task leaves the set in a callback after it is done
 
     async def alarm(self, binding: str, name: str) -> None:
         """Fire the object's stored alarm now (moving the clock to it if it is later)."""

@@ -6,6 +6,7 @@ methods, and calls the logic's hooks. The logic instance is built on the first e
 hibernation the runtime constructs a new shell, so this is once per wake-up).
 """
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -18,12 +19,14 @@ from durable.base import (
     ObjectContext,
     ObjectRequest,
     ObjectResponse,
+    Work,
     rpc_methods,
 )
 from durable.rpc import dispatch
 from logs import get_logger
 
 log = get_logger("shell")
+_pending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
 
 def _message_value(message: Any) -> str | bytes:
@@ -64,6 +67,32 @@ async def _object_request(request: Any) -> ObjectRequest:
     return ObjectRequest(method=str(request.method), url=request.url, headers=headers, body=body)
 
 
+def _waiter(ctx: Any) -> Callable[[Work], None]:
+    """`ObjectContext.wait_until` on Cloudflare: the work runs as a task, and its proxy goes to
+    `ctx.waitUntil` as the SDK's ASGI adapter does. A Durable Object stays active at least 70 s
+    while work or outbound I/O is pending, waitUntil or not
+    (https://developers.cloudflare.com/durable-objects/api/state/); from compatibility date
+    2026-10-01 pending waitUntil promises also hold off eviction."""
+
+    def wait_until(work: Work) -> None:
+        from pyodide.ffi import create_proxy
+
+        task = asyncio.ensure_future(work)
+        _pending.add(task)
+        proxy = create_proxy(task)
+
+        def settled(done: asyncio.Task[None]) -> None:
+            _pending.discard(done)
+            proxy.destroy()
+            if not done.cancelled() and done.exception() is not None:
+                log.error("work after an event failed", exc_info=done.exception())
+
+        task.add_done_callback(settled)
+        ctx.waitUntil(proxy)
+
+    return wait_until
+
+
 def _rpc_forwarder(method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
     async def forward(self: Any, *args: Any) -> Any:
         from workers import python_from_rpc, python_to_rpc
@@ -94,6 +123,7 @@ def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> ty
                 storage=storage,
                 sockets=self._hub,
                 services=services_from_env(self.env),
+                wait_until=_waiter(self.ctx),
             )
             logic = logic_class(context)
             storage.transaction(logic.on_start)

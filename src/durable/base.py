@@ -17,8 +17,9 @@ wrangler.toml.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -87,6 +88,16 @@ class AlarmInfo:
         return self.retry_count > 0
 
 
+type Work = Coroutine[Any, Any, None]
+_detached: set[asyncio.Task[None]] = set()
+
+
+def _run_detached(work: Work) -> None:
+    task = asyncio.ensure_future(work)
+    _detached.add(task)  # the loop keeps only a weak reference
+    task.add_done_callback(_detached.discard)
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectContext:
     id: str
@@ -94,6 +105,11 @@ class ObjectContext:
     storage: ObjectStorage
     sockets: SocketHub
     services: Services
+    # Work that goes on after the event has answered (`ctx.waitUntil`): it runs like the rest
+    # of the event (its writes commit before its calls leave, and when it ends). The object may
+    # be evicted before it finishes (Cloudflare keeps it at least 70 s), so what it does must
+    # also be found again from storage, by the alarm.
+    wait_until: Callable[[Work], None] = _run_detached
 
 
 class DurableObjectLogic:
