@@ -1,7 +1,8 @@
 """D1 on a local SQLite file, and wrangler's migration bookkeeping.
 
-Every statement commits before its call returns (WAL, synchronous=FULL), so an acknowledged
-write survives SIGKILL. `batch` is one transaction, as on D1.
+Every statement's writes are on disk before its call returns, so an acknowledged write survives
+SIGKILL and a power loss; the fsync runs off the event loop (`wal_sync`), as D1 is a service of
+its own. `batch` is one transaction, as on D1.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from apiary_local.meter import Meter
+from apiary_local.wal_sync import WalSync
 from ports import PortError, QueryResult, SqlValue, Statement
 
 # wrangler's own table (see `wrangler d1 migrations apply`), so either tool sees the other's work.
@@ -24,12 +26,13 @@ CREATE TABLE IF NOT EXISTS d1_migrations(
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    """`synchronous="NORMAL"` leaves syncing the WAL to the caller (`wal_sync.WalSync`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
@@ -39,7 +42,8 @@ class LocalD1:
     def __init__(self, path: Path, meter: Meter) -> None:
         self.path = path
         self.meter = meter
-        self.conn = connect(path)
+        self.conn = connect(path, synchronous="NORMAL")
+        self.sync = WalSync(path)
 
     def close(self) -> None:
         self.conn.close()
@@ -66,7 +70,9 @@ class LocalD1:
         )
 
     async def execute(self, sql: str, *params: SqlValue) -> QueryResult:
-        return self._run(sql, params)
+        result = self._run(sql, params)
+        await self._durable(result.rows_written)
+        return result
 
     async def batch(self, statements: Sequence[Statement]) -> list[QueryResult]:
         self.conn.execute("BEGIN IMMEDIATE")
@@ -76,7 +82,13 @@ class LocalD1:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        await self._durable(sum(r.rows_written for r in results))
         return results
+
+    async def _durable(self, written: int) -> None:
+        if written:
+            self.sync.committed()
+        await self.sync.durable()  # a read waits too: it may have seen writes not yet synced
 
 
 def apply_migrations(conn: sqlite3.Connection, directory: Path) -> list[str]:

@@ -5,10 +5,13 @@
   while an event awaits an outbound call (fetch, D1, another object) or a timer, other events
   (requests, RPC, socket messages, closes) are delivered to the same instance. One alarm runs at
   a time.
-- Output gate: writes commit before anything leaves: before each outbound call, and before an
-  event's response returns or its socket messages are sent. (Cloudflare commits the writes of
-  each turn together; here a turn's writes commit at the next of those points, which is the
-  same guarantee for whoever can observe them.)
+- Output gate: writes are on disk before anything leaves: before each outbound call, and before
+  an event's response returns or its socket messages are sent. (Cloudflare commits the writes
+  of each turn together; here a turn's writes commit at the next of those points, which is the
+  same guarantee for whoever can observe them.) The fsync runs in a thread (`wal_sync`): while
+  one object waits for its writes to reach the disk, the others run.
+- Work after the answer (`ctx.wait_until`) runs as part of its event: the instance is not
+  evicted while it runs, and its writes commit before its calls leave and when it ends.
 - Alarms: persisted in the object's file, re-armed at start-up (overdue ones fire at once), and
   retried with exponential backoff from 2 s, up to 6 times, when the handler raises.
 - Hibernation: an instance idle for `evict_after_s` is dropped (its file closed); sockets stay
@@ -20,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-from collections.abc import Awaitable, Callable, Coroutine
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from durable.base import (
     ObjectContext,
     ObjectRequest,
     ObjectResponse,
+    Work,
     rpc_methods,
 )
 from durable.rpc import dispatch
@@ -46,10 +51,11 @@ ALARM_FIRST_BACKOFF_MS = 2000
 
 
 class _Gated:
-    """Wraps a port so each call first commits the object's pending writes.
+    """Wraps a port so each call first makes the object's pending writes durable.
 
     Cloudflare's output gate holds every outgoing message (fetch, RPC, D1) until the writes
-    before it are durable; committing first gives the same guarantee here.
+    before it are durable; flushing first gives the same guarantee here. (`get` sends nothing:
+    it only wraps the stub it returns.)
     """
 
     def __init__(self, inner: Any, storage: LocalObjectStorage) -> None:
@@ -58,13 +64,14 @@ class _Gated:
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
-        if not callable(attribute):
+        if name == "get":
+            return lambda *args, **kwargs: _Gated(attribute(*args, **kwargs), self._storage)
+        if not inspect.iscoroutinefunction(attribute):
             return attribute
 
-        def gated(*args: Any, **kwargs: Any) -> Any:
-            self._storage.checkpoint()
-            result = attribute(*args, **kwargs)
-            return _Gated(result, self._storage) if name == "get" else result
+        async def gated(*args: Any, **kwargs: Any) -> Any:
+            await self._storage.flush()
+            return await attribute(*args, **kwargs)
 
         return gated
 
@@ -129,13 +136,17 @@ class ObjectHost:
         meter: Meter,
         services: Callable[[], Services],
         evict_after_s: float = 30.0,
+        timers: bool = True,
     ) -> None:
+        """`timers=False`: alarms are stored as ever but fire only when the caller fires them
+        (tests on a step clock, where a due alarm must not fire by itself while others run)."""
         self.class_name = class_name
         self.logic = logic
         self.dir = state_dir / "objects" / class_name
         self.meter = meter
         self.services = services
         self.evict_after_s = evict_after_s
+        self.timers = timers
         self.rpc = frozenset(rpc_methods(logic))
         self._slots: dict[str, _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -263,7 +274,12 @@ class ObjectHost:
             services = _gated_services(self.services(), slot.storage)
             slot.hub.now_ms = services.clock.now_ms
             context = ObjectContext(
-                slot.id, slot.name, slot.storage, slot.hub, services, self._spawner(slot)
+                slot.id,
+                slot.name,
+                slot.storage,
+                slot.hub,
+                services,
+                wait_until=lambda work: self._continue(slot, work),
             )
             instance = self.logic(context)
             slot.storage.begin()
@@ -278,28 +294,6 @@ class ObjectHost:
             slot.instance = instance
             self.meter.count("do_instances_started", object_class=self.class_name)
         return slot.storage, slot.instance
-
-    def _spawner(self, slot: _Slot) -> Callable[[Coroutine[Any, Any, None]], None]:
-        """`ctx.spawn`: the work runs as an event of its own, so it keeps the instance in
-        memory, and its writes commit and its alarm is armed as any event's are."""
-
-        def spawn(work: Coroutine[Any, Any, None]) -> None:
-            async def run(_: DurableObjectLogic) -> None:
-                await work
-
-            task = asyncio.get_running_loop().create_task(self._event(slot, run))
-            self._tasks.add(task)
-            task.add_done_callback(self._background_done)
-            task.add_done_callback(lambda _: work.close())  # cancelled before it began
-
-        return spawn
-
-    def _background_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            fields = {"object_class": self.class_name}
-            log.error("background work failed", exc_info=task.exception(),
-                      extra={"fields": fields})  # fmt: skip
 
     def _close(self, slot: _Slot) -> None:
         if slot.storage is not None:
@@ -326,10 +320,10 @@ class ObjectHost:
             except BaseException:
                 # As on Cloudflare, a handler's exception does not undo its writes (only
                 # storage.transaction does); what it sent is still delivered after commit.
-                self._commit(slot, storage)
+                await self._commit(slot, storage)
                 await slot.hub.flush()
                 raise
-            self._commit(slot, storage)
+            await self._commit(slot, storage)
             if after_commit is not None:
                 await after_commit(result)
             await slot.hub.flush()
@@ -338,14 +332,42 @@ class ObjectHost:
             slot.active -= 1
             slot.last_used = loop.time()
 
-    def _commit(self, slot: _Slot, storage: LocalObjectStorage) -> None:
+    def _continue(self, slot: _Slot, work: Work) -> None:
+        """Run `work` on after the event that started it has answered, as part of it."""
+        loop = asyncio.get_running_loop()
+        storage = slot.storage
+        assert storage is not None
+        slot.active += 1  # from now: the instance must not be evicted before the work runs
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                fields = {"object_class": self.class_name, "object": slot.name or slot.id}
+                log.exception("work after an event failed", extra={"fields": fields})
+            finally:
+                slot.active -= 1
+                slot.last_used = loop.time()
+            await self._commit(slot, storage)
+            await slot.hub.flush()
+
+        task = loop.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: work.close())  # cancelled before it ran (stop)
+
+    async def _commit(self, slot: _Slot, storage: LocalObjectStorage) -> None:
+        """The output gate: the event's writes on disk before its answer or messages leave."""
+        if slot.storage is not storage:
+            return  # closed meanwhile (stop, a failed commit): an event cut off writes nothing
         try:
             storage.commit()
+            self._rearm(slot, storage)
+            await storage.sync.durable()
         except Exception:
             slot.hub.discard_outbox()
             self._close(slot)
             raise
-        self._rearm(slot, storage)
 
     def _rearm(self, slot: _Slot, storage: LocalObjectStorage) -> None:
         """Set the timer from the stored alarm whenever it changed since the timer was set."""
@@ -360,6 +382,8 @@ class ObjectHost:
 
     def _arm(self, slot: _Slot, at_ms: int) -> None:
         self._disarm(slot)
+        if not self.timers:
+            return
         loop = asyncio.get_running_loop()
         now_ms = self.services().clock.now_ms()
         delay = max(0.0, (at_ms - now_ms) / 1000)
@@ -392,7 +416,7 @@ class ObjectHost:
         slot.alarm_running = True
         slot.active += 1
         # The firing alarm stays stored until the handler is done: if the process dies
-        # mid-handler, even after a checkpoint, it fires again at start-up.
+        # mid-handler, even after a flush, it fires again at start-up.
         fired = storage.alarm_version
         storage.firing_version = fired
         try:
@@ -407,7 +431,7 @@ class ObjectHost:
             slot.alarm_running = False
             slot.active -= 1
         slot.armed_version = -1  # re-arm from whatever alarm is stored now
-        self._commit(slot, storage)
+        await self._commit(slot, storage)
         await slot.hub.flush()
 
     def _after_failed_alarm(

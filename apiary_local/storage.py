@@ -1,11 +1,13 @@
 """A Durable Object's storage: its own SQLite file, with the platform's rules.
 
-Writes open a transaction when none is open; the host commits it before anything leaves the
-object (an outbound call, a response, socket messages: the output gate), so an acknowledged
-write is on disk. `transaction(fn)` is a savepoint inside it, and runs synchronously, so no
-other event's writes can land in the middle of it. As on Cloudflare, user SQL may not open or
-end transactions itself. The alarm lives in the same file, so it commits atomically with the
-writes that set it; `alarm_version` counts its changes, for the host's timers.
+Writes open a transaction when none is open; the host commits it and waits for it to be on disk
+(`flush`) before anything leaves the object (an outbound call, a response, socket messages: the
+output gate), so an acknowledged write survives SIGKILL and a power loss. The fsync runs off the
+event loop (`wal_sync`), so other objects go on meanwhile, as on Cloudflare. `transaction(fn)`
+is a savepoint inside it, and runs synchronously, so no other event's writes can land in the
+middle of it. As on Cloudflare, user SQL may not open or end transactions itself. The alarm
+lives in the same file, so it commits atomically with the writes that set it; `alarm_version`
+counts its changes, for the host's timers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from apiary_local.d1 import connect
 from apiary_local.meter import Meter
+from apiary_local.wal_sync import WalSync
 from ports import PortError, Row, SqlValue
 
 _FORBIDDEN = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
@@ -36,7 +39,9 @@ class LocalObjectStorage:
         self.path = path
         self.meter = meter
         self.object_class = object_class
-        self.conn = connect(path)
+        self.conn = connect(path, synchronous="NORMAL")
+        self.sync = WalSync(path)
+        self._changes = 0  # conn.total_changes at the last commit
         self.conn.executescript(_SCHEMA)
         self._savepoints = 0
         self.alarm_version = 0  # bumped by every set or delete of the alarm
@@ -49,12 +54,17 @@ class LocalObjectStorage:
             self.conn.execute("BEGIN")
 
     def commit(self) -> None:
+        """Commit the open transaction; on disk once `sync.durable()` returns."""
         if self.conn.in_transaction and self._savepoints == 0:
             self.conn.execute("COMMIT")
+            if self.conn.total_changes != self._changes:
+                self._changes = self.conn.total_changes
+                self.sync.committed()
 
-    def checkpoint(self) -> None:
-        """Make the writes so far durable before something leaves the object."""
+    async def flush(self) -> None:
+        """Make the writes so far durable, before something leaves the object."""
         self.commit()
+        await self.sync.durable()
 
     def rollback(self) -> None:
         if self.conn.in_transaction:

@@ -19,12 +19,14 @@ from durable.base import (
     ObjectContext,
     ObjectRequest,
     ObjectResponse,
+    Work,
     rpc_methods,
 )
 from durable.rpc import dispatch
 from logs import get_logger
 
 log = get_logger("shell")
+_pending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
 
 def _message_value(message: Any) -> str | bytes:
@@ -65,6 +67,32 @@ async def _object_request(request: Any) -> ObjectRequest:
     return ObjectRequest(method=str(request.method), url=request.url, headers=headers, body=body)
 
 
+def _waiter(ctx: Any) -> Callable[[Work], None]:
+    """`ObjectContext.wait_until` on Cloudflare: the work runs as a task, and its proxy goes to
+    `ctx.waitUntil` as the SDK's ASGI adapter does. A Durable Object stays active at least 70 s
+    while work or outbound I/O is pending, waitUntil or not
+    (https://developers.cloudflare.com/durable-objects/api/state/); from compatibility date
+    2026-10-01 pending waitUntil promises also hold off eviction."""
+
+    def wait_until(work: Work) -> None:
+        from pyodide.ffi import create_proxy
+
+        task = asyncio.ensure_future(work)
+        _pending.add(task)
+        proxy = create_proxy(task)
+
+        def settled(done: asyncio.Task[None]) -> None:
+            _pending.discard(done)
+            proxy.destroy()
+            if not done.cancelled() and done.exception() is not None:
+                log.error("work after an event failed", exc_info=done.exception())
+
+        task.add_done_callback(settled)
+        ctx.waitUntil(proxy)
+
+    return wait_until
+
+
 def _rpc_forwarder(method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
     async def forward(self: Any, *args: Any) -> Any:
         from workers import python_from_rpc, python_to_rpc
@@ -76,15 +104,6 @@ def _rpc_forwarder(method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
     return forward
 
 
-def _finished_in(tasks: set["asyncio.Future[None]"]) -> Callable[["asyncio.Future[None]"], None]:
-    def finished(task: "asyncio.Future[None]") -> None:
-        tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background work failed", exc_info=task.exception())
-
-    return finished
-
-
 def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> type:
     """A `workers.DurableObject` subclass named `name` that hosts `logic_class`."""
     from workers import DurableObject, Response
@@ -93,7 +112,6 @@ def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> ty
         DurableObject.__init__(self, ctx, env)
         self._logic = None
         self._hub = CloudflareSocketHub(ctx)
-        self._background = set()
 
     def _apiary_logic(self: Any) -> DurableObjectLogic:
         if self._logic is None:
@@ -105,20 +123,12 @@ def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> ty
                 storage=storage,
                 sockets=self._hub,
                 services=services_from_env(self.env),
-                spawn=self._spawn,
+                wait_until=_waiter(self.ctx),
             )
             logic = logic_class(context)
             storage.transaction(logic.on_start)
             self._logic = logic
         return cast(DurableObjectLogic, self._logic)  # self: the generated class
-
-    def _spawn(self: Any, work: Coroutine[Any, Any, None]) -> None:
-        # A Durable Object stays in memory while it has I/O in flight (its ctx.waitUntil is a
-        # no-op by Cloudflare's docs), so a task on the isolate's loop is enough; the set keeps
-        # it from being collected before it ends.
-        task = asyncio.ensure_future(work)
-        self._background.add(task)
-        task.add_done_callback(_finished_in(self._background))
 
     async def fetch(self: Any, request: Any) -> Any:
         response: ObjectResponse = await self._apiary_logic().on_request(
@@ -157,7 +167,6 @@ def durable_object_class(name: str, logic_class: type[DurableObjectLogic]) -> ty
         "__doc__": logic_class.__doc__,
         "__module__": "entry",
         "_apiary_logic": _apiary_logic,
-        "_spawn": _spawn,
         "fetch": fetch,
         "alarm": alarm,
         "webSocketMessage": webSocketMessage,

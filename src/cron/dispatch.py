@@ -1,7 +1,8 @@
 """The scheduled handler: what a Cron Trigger does when it fires.
 
-It maps the cron to this environment's jobs and hands each a run on its `JobRunner`, which
-makes the attempts from its alarm: this handler never waits for a backend or a backoff. Each
+It maps the cron to this environment's jobs and hands each a run on its `JobRunner`, all at
+once; each answers once the run is recorded, and makes its first call as work after that
+answer (retries from its alarm): this handler never waits for a backend or a backoff. Each
 event is recorded in D1 (`cron_events`) with the number of jobs it started; a cron with no job
 is logged, not lost.
 """

@@ -38,6 +38,19 @@ def admit(policy: Concurrency, active: list[str]) -> Admission:
     return Admission(start=False)
 
 
+# Without a request in progress Cloudflare keeps a Durable Object at least 70 s while work is
+# pending (https://developers.cloudflare.com/durable-objects/api/state/), an alarm handler up to
+# 15 minutes (https://developers.cloudflare.com/agents/api-reference/durable-execution/).
+AT_HANDOVER_MAX_TIMEOUT_S = 60
+
+
+def attempt_at_handover(timeout_s: float) -> bool:
+    """Whether a run's first attempt is made as the run is handed over (work after the
+    hand-over's answer, no alarm in between) or by the alarm, for a call that may outlast the
+    time the object is kept without a request."""
+    return timeout_s <= AT_HANDOVER_MAX_TIMEOUT_S
+
+
 class Verdict(StrEnum):
     SUCCEEDED = "succeeded"
     RETRY = "retry"

@@ -17,6 +17,7 @@ wrangler.toml.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,9 +88,14 @@ class AlarmInfo:
         return self.retry_count > 0
 
 
-def _unsupported(work: Coroutine[Any, Any, None]) -> None:
-    work.close()
-    raise RuntimeError("this object context runs no background work")
+type Work = Coroutine[Any, Any, None]
+_detached: set[asyncio.Task[None]] = set()
+
+
+def _run_detached(work: Work) -> None:
+    task = asyncio.ensure_future(work)
+    _detached.add(task)  # the loop keeps only a weak reference
+    task.add_done_callback(_detached.discard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +105,11 @@ class ObjectContext:
     storage: ObjectStorage
     sockets: SocketHub
     services: Services
-    # Runs `work` after the current event answers, as part of the object (its writes commit,
-    # the object stays in memory until it ends). For slow outbound calls a caller should not
-    # wait for; the object's alarm must still cover a crash before `work` ends.
-    spawn: Callable[[Coroutine[Any, Any, None]], None] = _unsupported
+    # Work that goes on after the event has answered (`ctx.waitUntil`): it runs like the rest
+    # of the event (its writes commit before its calls leave, and when it ends). The object may
+    # be evicted before it finishes (Cloudflare keeps it at least 70 s), so what it does must
+    # also be found again from storage, by the alarm.
+    wait_until: Callable[[Work], None] = _run_detached
 
 
 class DurableObjectLogic:

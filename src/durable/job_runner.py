@@ -1,13 +1,16 @@
-"""JobRunner: one per cron job; its runs, their attempts, its alerts, driven by its alarm.
+"""JobRunner: one per cron job; its runs, their attempts, its alerts.
 
-`start` records a run (or skips, or replaces, by the job's concurrency policy) and sets the
-alarm; the alarm makes the attempts. So the scheduled handler returns at once and a backoff is
-an alarm, not a sleep: a restart in the middle loses nothing and repeats nothing. An attempt
-whose process died is closed as `interrupted` when the alarm runs again. What follows from each
-event is decided by `cron.runs` (pure); effects outside the object (the D1 projection, Slack
-alerts) go through the outbox, written with the change that causes them. The object also keeps
-the dead man's switch: when the job has not succeeded by the next scheduled time after its last
-success plus the grace period, it alerts `missed`.
+`start` records a run (or skips, or replaces, by the job's concurrency policy) together with its
+first attempt, and makes that attempt's call as work after its answer (`ctx.wait_until`): the
+scheduled handler never waits for a backend, and no alarm stands between the hand-over and the
+call. The output gate holds the call until the record is durable, and the alarm is set at the
+attempt's deadline, so a restart in between loses nothing: the alarm finds the attempt without
+an outcome, closes it as `interrupted` and makes the next one. Retries are the alarm's too: a
+backoff is an alarm, not a sleep. What follows from each event is decided by `cron.runs`
+(pure); effects outside the object (the D1 projection, Slack alerts) go through the outbox,
+written with the change that causes them. The object also keeps the dead man's switch: when the
+job has not succeeded by the next scheduled time after its last success plus the grace period,
+it alerts `missed`.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict
 
 import correlation
 from clock import rfc3339_ms
 from cron import records, runs
 from cron.jobs import JOBS, RUNNERS, Job, JobTable
+from cron.policy import RunStatus, attempt_at_handover
 from cron.runs import Change, Outcome, Run, State
 from durable import outbox
 from durable.base import AlarmInfo, DurableObjectLogic, rpc
@@ -42,6 +47,14 @@ _ACTIVE = runs.active_statuses()
 class Started(TypedDict):
     run: dict[str, Any]
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """An attempt recorded as started, its call not yet made."""
+
+    run: Run
+    started_ms: int
 
 
 class JobRunner(DurableObjectLogic):
@@ -177,12 +190,30 @@ class JobRunner(DurableObjectLogic):
             schedule=self._schedule(job),
         )
         self._apply(change)
-        run = self._run(change.runs[-1]["id"])
+        run_id = change.runs[-1]["id"]
+        queued = change.runs[-1]["status"] == RunStatus.QUEUED.value
+        inline = queued and attempt_at_handover(job.timeout_s)
+        attempt = self._begin(run_id, job) if inline else None
+        run = self._run(run_id)
         assert run is not None
-        event(log, logging.INFO, "cron run", job=job.name, run_id=run["id"], status=run["status"])
+        event(log, logging.INFO, "cron run", job=job.name, run_id=run_id, status=run["status"])
+        if attempt is None:  # skipped, or its attempt is the alarm's (due now)
+            await self._drain()
+            await self._arm()
+            return Started(run=records.run_view(run), created=True)
+        # The alarm at the attempt's deadline is written with the record, so a restart before
+        # the answer loses nothing. Not yet for the projection about to be drained: the call
+        # goes out while it is (each waits only for the record to be durable).
+        await self._arm(outbox=False)
+        self.ctx.wait_until(self._first_attempt(attempt, job))
+        await self._drain()  # the run is in D1 when its hand-over is answered
         await self._arm()
-        await self._drain()
         return Started(run=records.run_view(run), created=True)
+
+    async def _first_attempt(self, attempt: Attempt, job: Job) -> None:
+        await self._answer(attempt, job)
+        await self._drain()
+        await self._arm()
 
     # --- the alarm: attempts, the missed-run watch, the outbox ---
 
@@ -196,7 +227,8 @@ class JobRunner(DurableObjectLogic):
             return
         job, now = self.jobs[state["job"]], self.now_ms()
         due = [r for r in self._runs(*_ACTIVE) if r["next_at_ms"] <= now]
-        await asyncio.gather(*(self._attempt(run["id"], job) for run in due))
+        attempts = [a for a in (self._begin(r["id"], job) for r in due) if a is not None]
+        await asyncio.gather(*(self._answer(attempt, job) for attempt in attempts))
         state = self._state()
         assert state is not None
         watched = runs.missed(state, job, self.now_ms())
@@ -205,43 +237,53 @@ class JobRunner(DurableObjectLogic):
         await self._drain()
         await self._arm()
 
-    async def _arm(self) -> None:
-        """The alarm at the next thing to do, or none (then the object can sleep for good)."""
+    async def _arm(self, *, outbox: bool = True) -> None:
+        """The alarm at the next thing to do, or none (then the object can sleep for good).
+        `outbox=False` leaves out the outbox's rows, for a caller about to drain it."""
         times = [r["next_at_ms"] for r in self._runs(*_ACTIVE) if r["next_at_ms"] is not None]
         state = self._state()
         if state is not None and state["watch_ms"] is not None:
             times.append(state["watch_ms"])
-        due = self.outbox.next_due_ms()
+        due = self.outbox.next_due_ms() if outbox else None
         if due is not None:
             times.append(due)
-        if times:
-            await self.ctx.storage.set_alarm(min(times))
+        at = min(times) if times else None
+        if at == await self.ctx.storage.get_alarm():
+            return  # unchanged: setting it again would be a row written for nothing
+        if at is not None:
+            await self.ctx.storage.set_alarm(at)
         else:
             await self.ctx.storage.delete_alarm()
 
-    async def _attempt(self, run_id: str, job: Job) -> None:
+    def _begin(self, run_id: str, job: Job) -> Attempt | None:
+        """Record the next attempt of a due run (closing one whose process died first), or
+        None when the run may not go on. Synchronous: the attempt is recorded in the same turn
+        as whatever made the run due, before anything leaves."""
         run, state, now = self._run(run_id), self._state(), self.now_ms()
         assert run is not None
         assert state is not None
-        if run["status"] == "running":  # the last attempt's process died
+        if run["status"] == RunStatus.RUNNING.value:  # the last attempt's process died
             change, again = runs.interrupted(run, job, state, now)
             self._apply(change)
             if not again:
-                return
+                return None
             run = self._run(run_id)
             assert run is not None
         started = runs.begun(run, job, now)
         self._apply(started)
-        run = started.runs[0]
-        n = run["attempt"]
+        return Attempt(started.runs[0], now)
+
+    async def _answer(self, attempt: Attempt, job: Job) -> None:
+        """Make the recorded attempt's call and record what it came to."""
+        run, run_id, n = attempt.run, attempt.run["id"], attempt.run["attempt"]
         with correlation.bound(run["correlation_id"]):
             result = await self._call(job, run)
         latest, state = self._run(run_id), self._state()  # re-read: a replace may have run
         assert latest is not None
         assert state is not None
         change = runs.answered(
-            latest, n=n, started_ms=now, ended_ms=self.now_ms(), result=result, job=job,
-            state=state, schedule=self._schedule(job),
+            latest, n=n, started_ms=attempt.started_ms, ended_ms=self.now_ms(), result=result,
+            job=job, state=state, schedule=self._schedule(job),
         )  # fmt: skip
         self._apply(change)
         verdict = change.attempt.outcome if change.attempt else "?"

@@ -10,7 +10,9 @@ a row delivered twice (a crash after the call, before the delete) changes nothin
 Rows of one stream (by default, one kind) are delivered in the order they were written, and a
 row that fails holds its stream back: two status events of a server land in D1 in order or not
 at all. A key names a row: putting a key already waiting keeps the first (a projection reads
-the current state when it is delivered, so one row stands for any number of changes).
+the current state when it is delivered, so one row stands for any number of changes); putting
+it while that row is being delivered keeps the row for one more delivery, since the one under
+way may have read the state before the change.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class Outbox:
         self.deliver = deliver
         self.max_tries = max_tries or {}
         self._draining = False
+        self._delivering: str | None = None  # the key whose delivery is under way
+        self._put_again = False  # whether it was put again meanwhile
 
     def put(self, *effects: Effect) -> None:
         """Queue effects; call it inside the transaction of the change that causes them."""
@@ -71,6 +75,7 @@ class Outbox:
         for effect in effects:
             if effect.kind not in self.deliver:
                 raise ValueError(f"no delivery for outbox kind {effect.kind!r}")
+            self._put_again |= effect.key == self._delivering
             self.storage.exec(
                 "INSERT INTO outbox (key, kind, stream, body, next_ms) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (key) DO NOTHING",
@@ -83,12 +88,18 @@ class Outbox:
 
     def next_due_ms(self) -> int | None:
         """When the alarm must come back for the outbox (None: nothing waits): the earliest
-        retry of a stream's first row (the rows behind it wait for it, whatever their time)."""
+        retry of a stream's first row (the rows behind it wait for it, whatever their time).
+        While a drain is under way here, its rows are its own: the alarm is only for this
+        instance dying first, so not sooner than `FIRST_RETRY_MS` (an alarm due now would
+        fire, find the drain running, and be set again, over and over)."""
         rows = self.storage.exec(
             "SELECT min(next_ms) AS at FROM outbox AS o"
             " WHERE seq = (SELECT min(seq) FROM outbox WHERE stream = o.stream)"
         )
-        return rows[0]["at"] if rows else None
+        at: int | None = rows[0]["at"] if rows else None
+        if at is not None and self._draining:
+            at = max(at, self.now_ms() + FIRST_RETRY_MS)
+        return at
 
     async def drain(self) -> None:
         """Deliver what is due, stream by stream in order, until nothing due is left. One
@@ -111,13 +122,17 @@ class Outbox:
             if row["next_ms"] > now:
                 held.add(row["stream"])
                 continue
+            self._delivering, self._put_again = row["key"], False
             try:
                 await self.deliver[row["kind"]](row["body"])
             except Exception as exc:
                 held.add(row["stream"])
                 self._failed(row, exc)
                 continue
-            self.storage.exec("DELETE FROM outbox WHERE seq = ?", row["seq"])
+            finally:
+                self._delivering = None
+            if not self._put_again:
+                self.storage.exec("DELETE FROM outbox WHERE seq = ?", row["seq"])
             delivered = True
         return delivered
 

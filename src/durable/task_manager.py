@@ -299,7 +299,7 @@ class TaskManager(DurableObjectLogic):
             finally:
                 self._moving -= 1
 
-        self.ctx.spawn(dispatch())
+        self.ctx.wait_until(dispatch())
 
     async def _dispatch_now(self, doc: Doc) -> None:
         remaining_s = (doc["deadline_ms"] - self.now_ms()) / 1000

@@ -10,15 +10,18 @@ pytestmark = pytest.mark.usefixtures("jsfake")
 
 
 @pytest.mark.anyio
-async def test_job_runner_attempts_from_its_alarm_through_the_shell(
+async def test_job_runner_attempts_after_its_answer_through_the_shell(
     jsfake: Any, entry: Any, env: Any, db: Any
 ) -> None:
     state = jsfake.FakeDurableObjectState(name="every5min")
     runner = entry.JobRunner(state, env)
     started = (await runner.start("every5min", "manual", 1_800_000_000_000)).to_py()["ok"]
-    assert started["run"]["status"] == "queued"
-    assert await state.storage.getAlarm() is not None
-    await runner.alarm(jsfake.js_value({"retryCount": 0, "isRetry": False}))
+    assert started["run"]["status"] == "running"
+    assert await state.storage.getAlarm() is not None  # at the attempt's deadline
+    # The attempt is work after the answer, handed to ctx.waitUntil as a proxied task.
+    [work] = state.wait_until
+    await work.unwrap()
+    assert work.destroyed
     # No BACKEND_BASE in this env: the attempt fails at once, without retries, and says why.
     runs = db.query("SELECT id, status, attempts, error FROM cron_runs")
     assert runs == [

@@ -100,7 +100,7 @@ def test_alarm_interrupted_mid_handler_fires_again(dev_server: Callable[..., Dev
         with closing(sqlite3.connect(files[0])) as db:
             return db.execute("SELECT COUNT(*) FROM alarm_runs").fetchone()[0]
 
-    wait_for(runs_on_disk, 5)  # the handler started and checkpointed before its slow call
+    wait_for(runs_on_disk, 5)  # the handler started and flushed before its slow call
     server.kill()
     server.start()
     state = wait_for(

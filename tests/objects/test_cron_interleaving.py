@@ -5,7 +5,6 @@ so `start` can run in the middle of an attempt. Each concurrency policy must dec
 as they are then, and the attempt's answer must not undo that decision.
 """
 
-import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
@@ -26,13 +25,13 @@ def world_for(tmp_path: Path, policy: Concurrency) -> World:
     return World(tmp_path, classes={"JOB_RUNNER": runner}, config={"BACKEND_BASE": BACKEND})
 
 
-async def in_flight(world: World, gate: Gate) -> tuple[JobRunnerClient, str, asyncio.Task[None]]:
+async def in_flight(world: World, gate: Gate) -> tuple[JobRunnerClient, str]:
+    """A run whose first attempt (made as it was handed over) awaits its answer."""
     world.http.route("POST", f"{BACKEND}/cron/job", gate)
     client = JobRunnerClient.for_job(world.services, "job")
     first = (await client.start("job", "manual", world.clock.ms))["run"]["id"]
-    attempt = asyncio.create_task(world.alarm("JOB_RUNNER", "job"))
     await gate.entered.wait()
-    return client, first, attempt
+    return client, first
 
 
 def statuses(world: World) -> dict[str, str]:
@@ -48,8 +47,8 @@ def statuses(world: World) -> dict[str, str]:
     ("policy", "second_status", "first_after"),
     [
         (Concurrency.FORBID, "skipped", "succeeded"),
-        (Concurrency.REPLACE, "queued", "cancelled"),
-        (Concurrency.ALLOW, "queued", "succeeded"),
+        (Concurrency.REPLACE, "running", "cancelled"),
+        (Concurrency.ALLOW, "running", "succeeded"),
     ],
 )
 async def test_a_run_handed_over_during_an_attempt(
@@ -57,13 +56,16 @@ async def test_a_run_handed_over_during_an_attempt(
 ) -> None:
     async with world_for(tmp_path, policy) as world:
         gate = Gate(Reply(200, {"ok": True}))
-        client, first, attempt = await in_flight(world, gate)
+        client, first = await in_flight(world, gate)
         second = (await client.start("job", "manual", world.clock.ms))["run"]
         assert second["status"] == second_status
         gate.release.set()  # the first attempt's answer arrives after the decision
-        await attempt
+        await world.settle()
         found = statuses(world)
         assert found[first] == first_after
-        assert found[second["id"]] == second_status
+        assert found[second["id"]] == ("skipped" if policy == Concurrency.FORBID else "succeeded")
         attempts = world.rows("SELECT run_id, outcome FROM cron_attempts ORDER BY run_id")
-        assert attempts == [{"run_id": first, "outcome": "succeeded"}]  # recorded either way
+        expected = [{"run_id": first, "outcome": "succeeded"}]  # recorded either way
+        if policy != Concurrency.FORBID:
+            expected.append({"run_id": second["id"], "outcome": "succeeded"})
+        assert attempts == expected

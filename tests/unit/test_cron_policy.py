@@ -11,6 +11,7 @@ from cron.policy import (
     Verdict,
     admit,
     alert_for,
+    attempt_at_handover,
     judge,
     missed_deadline_ms,
     problem,
@@ -31,6 +32,15 @@ from cron.schedule import CronExpression
 )
 def test_admit(policy: Concurrency, active: list[str], expected: Admission) -> None:
     assert admit(policy, active) == expected
+
+
+@pytest.mark.parametrize(
+    ("timeout_s", "at_handover"), [(1, True), (30, True), (60, True), (60.5, False), (300, False)]
+)
+def test_a_first_attempt_that_may_outlive_the_object_goes_to_the_alarm(
+    timeout_s: float, at_handover: bool
+) -> None:
+    assert attempt_at_handover(timeout_s) is at_handover
 
 
 @pytest.mark.parametrize(

@@ -152,7 +152,8 @@ def test_ids_sort_in_minting_order_within_a_millisecond() -> None:
     assert not looks_like("x_short", "x_")
 
 
-def test_checkpoint_makes_writes_visible_to_other_readers(tmp_path: Path) -> None:
+def test_flush_makes_writes_visible_to_other_readers(tmp_path: Path) -> None:
+    import asyncio
     import sqlite3
 
     storage = LocalObjectStorage(tmp_path / "o.sqlite", Meter(), "T")
@@ -161,7 +162,7 @@ def test_checkpoint_makes_writes_visible_to_other_readers(tmp_path: Path) -> Non
     storage.exec("INSERT INTO t VALUES (1)")
     reader = sqlite3.connect(tmp_path / "o.sqlite")
     assert reader.execute("SELECT name FROM sqlite_master WHERE name = 't'").fetchall() == []
-    storage.checkpoint()  # what the gate does before an outbound call
+    asyncio.run(storage.flush())  # what the gate does before an outbound call
     assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
     reader.close()
     storage.close()
