@@ -68,6 +68,23 @@ async def _fan_out(clients: list[Any], trigger: Any, change: str, kind: str) -> 
     return [(at - sent) * 1000 for at in arrivals]
 
 
+async def _connect(url: str) -> Any:
+    """A client as the fan-out measures it: it answers the server's keepalive pings while it is
+    not reading (no cap on buffered frames: during the joins nobody reads the broadcasts)."""
+    return await websockets.connect(url, max_size=2**22, max_queue=None)
+
+
+async def _heartbeats(clients: list[Any]) -> None:
+    """`ping` every HEARTBEAT_S from each client, as devices do, spread evenly over the
+    interval rather than in bursts (both servers answer `pong`)."""
+    while True:
+        for ws in list(clients):
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send("ping")
+            await asyncio.sleep(HEARTBEAT_S / max(1, len(clients)))
+        await asyncio.sleep(0.1)  # while there are no clients yet
+
+
 async def _apiary_fan_out(server: DevServer) -> list[float]:
     async with httpx.AsyncClient(base_url=server.url, headers=ADMIN, timeout=60) as client:
         body = {"name": "fan-out", "settings": {"broadcast_interval_ms": 100}}
@@ -75,9 +92,10 @@ async def _apiary_fan_out(server: DevServer) -> list[float]:
         invite = await client.post(f"/api/swarms/{swarm_id}/invites", json={"max_uses": CLIENTS})
         token = invite.json()["token"]
     url = f"ws://127.0.0.1:{server.port}/api/swarms/{swarm_id}/ws"
-    clients = []
+    clients: list[Any] = []
+    beating = asyncio.create_task(_heartbeats(clients))
     for n in range(CLIENTS):
-        ws = await websockets.connect(f"{url}?persistentId=c{n}", max_size=2**22)
+        ws = await _connect(f"{url}?persistentId=c{n}")
         await ws.send(json.dumps({"type": "JOIN", "data": {"invite_token": token}}))
         while json.loads(await ws.recv())["type"] != "STATE":
             pass
@@ -92,18 +110,21 @@ async def _apiary_fan_out(server: DevServer) -> list[float]:
         change = json.dumps({"type": "BENCHMARK_RESULT", "data": {"score": n + 1}})
         latencies += await _fan_out(clients[1:], clients[0], change, "STATE")
         await asyncio.sleep(0.3)
+    beating.cancel()
     for ws in clients:
         await ws.close()
     return latencies
 
 
 async def _bare_fan_out(port: int) -> list[float]:
-    clients = [await websockets.connect(f"ws://127.0.0.1:{port}") for _ in range(CLIENTS)]
+    clients = [await _connect(f"ws://127.0.0.1:{port}") for _ in range(CLIENTS)]
+    beating = asyncio.create_task(_heartbeats(clients))
     latencies = []
     for n in range(ROUNDS):
         change = json.dumps({"type": "CHANGE", "data": {"score": n + 1}})
         latencies += await _fan_out(clients[1:], clients[0], change, "STATE")
         await asyncio.sleep(0.3)
+    beating.cancel()
     for ws in clients:
         await ws.close()
     return latencies
