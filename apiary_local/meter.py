@@ -36,7 +36,10 @@ class Meter:
     def count(self, key: str, amount: float = 1, *, object_class: str | None = None) -> None:
         self.totals[key] += amount
         if object_class is not None:
-            self.by_class.setdefault(object_class, _Totals())[key] += amount
+            counter = self.by_class.get(object_class)
+            if counter is None:  # not setdefault: a Counter per call is most of a count's cost
+                counter = self.by_class[object_class] = _Totals()
+            counter[key] += amount
 
     def reset(self) -> None:
         self.totals.clear()

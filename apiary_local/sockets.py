@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -30,12 +31,19 @@ class Connection(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Close:
+    code: int
+    reason: str
+
+
 class LocalSocket:
     def __init__(self, hub: LocalSocketHub, tags: list[str]) -> None:
         self.hub = hub
         self.id = secrets.token_hex(8)
         self._tags = tags
-        self._attachment: str | None = None
+        self._attachment: Any = None  # JSON values, as decoded from what `attach` was given
+        self._flat = True  # no list or object inside: a shallow copy is a deep one
         self.connection: Connection | None = None
         self.auto_response_at_ms: int | None = None
         self.closed = False
@@ -43,27 +51,44 @@ class LocalSocket:
     def send(self, message: str | bytes) -> None:
         if self.closed:
             raise PortError("socket is closed")
-        self.hub.enqueue(self, lambda c: c.send(message))
+        self.hub.enqueue(self, message)
         self.hub.meter_sent()
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         if not self.closed:
             self.closed = True
-            self.hub.enqueue(self, lambda c: c.close(code, reason))
+            self.hub.enqueue(self, _Close(code, reason))
 
     @property
     def attachment(self) -> dict[str, Any] | None:
-        return None if self._attachment is None else json.loads(self._attachment)
+        # A copy, as Cloudflare's structured clone is. Objects read every socket's attachment
+        # on most events: copying decoded JSON values costs far less than decoding them again.
+        if self._attachment is None:
+            return None
+        return dict(self._attachment) if self._flat else _copy(self._attachment)
 
     def attach(self, value: dict[str, Any] | None) -> None:
-        encoded = None if value is None else json.dumps(value, separators=(",", ":"))
-        if encoded is not None and len(encoded.encode()) > MAX_ATTACHMENT_BYTES:
+        if value is None:
+            self._attachment = None
+            return
+        encoded = json.dumps(value, separators=(",", ":"))
+        if len(encoded.encode()) > MAX_ATTACHMENT_BYTES:
             raise PortError(f"socket attachment over {MAX_ATTACHMENT_BYTES} bytes")
-        self._attachment = encoded
+        self._attachment = json.loads(encoded)  # what a round trip keeps, and nothing shared
+        self._flat = not any(isinstance(v, dict | list) for v in self._attachment.values())
 
     @property
     def tags(self) -> list[str]:
         return list(self._tags)
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of decoded JSON."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 # The connection being upgraded, per event: events interleave, so two upgrades handled at once
@@ -75,7 +100,7 @@ class LocalSocketHub:
     def __init__(self, object_id: str, on_sent: Callable[[], None]) -> None:
         self.object_id = object_id
         self._sockets: dict[str, LocalSocket] = {}
-        self._outbox: list[tuple[LocalSocket, Callable[[Connection], Awaitable[None]]]] = []
+        self._outbox: list[tuple[LocalSocket, str | bytes | _Close]] = []
         self._auto: tuple[str, str] | None = None
         self.meter_sent = on_sent
         self.now_ms: Callable[[], int] = lambda: 0
@@ -127,8 +152,10 @@ class LocalSocketHub:
             return self._auto[1]
         return None
 
-    def enqueue(self, socket: LocalSocket, action: Callable[[Connection], Awaitable[None]]) -> None:
-        self._outbox.append((socket, action))
+    def enqueue(self, socket: LocalSocket, item: str | bytes | _Close) -> None:
+        """A message (or the close) to deliver when the event's writes have committed. A
+        broadcast enqueues the same string for every socket: nothing is copied or encoded."""
+        self._outbox.append((socket, item))
 
     def discard_outbox(self) -> None:
         self._outbox.clear()
@@ -136,11 +163,15 @@ class LocalSocketHub:
     async def flush(self) -> None:
         """Deliver what the last event sent, after its writes committed."""
         outbox, self._outbox = self._outbox, []
-        for socket, action in outbox:
-            if socket.connection is None:
+        for socket, item in outbox:
+            connection = socket.connection
+            if connection is None:
                 continue
             try:
-                await action(socket.connection)
+                if isinstance(item, _Close):
+                    await connection.close(item.code, item.reason)
+                else:
+                    await connection.send(item)
             except Exception:
                 # A send to a socket that went away: its close event will follow.
                 socket.closed = True

@@ -68,16 +68,34 @@ async def _fan_out(clients: list[Any], trigger: Any, change: str, kind: str) -> 
     return [(at - sent) * 1000 for at in arrivals]
 
 
-async def _apiary_fan_out(server: DevServer) -> list[float]:
+async def _connect(url: str) -> Any:
+    """A client as the fan-out measures it: it answers the server's keepalive pings while it is
+    not reading (no cap on buffered frames: during the joins nobody reads the broadcasts)."""
+    return await websockets.connect(url, max_size=2**22, max_queue=None)
+
+
+async def _heartbeats(clients: list[Any]) -> None:
+    """`ping` every HEARTBEAT_S from each client, as devices do, spread evenly over the
+    interval rather than in bursts (both servers answer `pong`)."""
+    while True:
+        for ws in list(clients):
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send("ping")
+            await asyncio.sleep(HEARTBEAT_S / max(1, len(clients)))
+        await asyncio.sleep(0.1)  # while there are no clients yet
+
+
+async def _join(server: DevServer, clients: list[Any]) -> None:
+    """CLIENTS devices joined to one swarm (into `clients`, as each joins), the joins' own
+    broadcasts drained."""
     async with httpx.AsyncClient(base_url=server.url, headers=ADMIN, timeout=60) as client:
         body = {"name": "fan-out", "settings": {"broadcast_interval_ms": 100}}
         swarm_id = (await client.post("/api/swarms", json=body)).json()["id"]
         invite = await client.post(f"/api/swarms/{swarm_id}/invites", json={"max_uses": CLIENTS})
         token = invite.json()["token"]
     url = f"ws://127.0.0.1:{server.port}/api/swarms/{swarm_id}/ws"
-    clients = []
     for n in range(CLIENTS):
-        ws = await websockets.connect(f"{url}?persistentId=c{n}", max_size=2**22)
+        ws = await _connect(f"{url}?persistentId=c{n}")
         await ws.send(json.dumps({"type": "JOIN", "data": {"invite_token": token}}))
         while json.loads(await ws.recv())["type"] != "STATE":
             pass
@@ -87,26 +105,29 @@ async def _apiary_fan_out(server: DevServer) -> list[float]:
         with contextlib.suppress(TimeoutError):
             while True:
                 await asyncio.wait_for(ws.recv(), 0.01)
-    latencies = []
-    for n in range(ROUNDS):
-        change = json.dumps({"type": "BENCHMARK_RESULT", "data": {"score": n + 1}})
-        latencies += await _fan_out(clients[1:], clients[0], change, "STATE")
-        await asyncio.sleep(0.3)
-    for ws in clients:
-        await ws.close()
-    return latencies
 
 
-async def _bare_fan_out(port: int) -> list[float]:
-    clients = [await websockets.connect(f"ws://127.0.0.1:{port}") for _ in range(CLIENTS)]
-    latencies = []
+async def _fan_outs(port: int, server: DevServer) -> tuple[list[float], list[float]]:
+    """(bare, apiary) latencies, their rounds taking turns: a noisy machine weighs on both."""
+    bare = [await _connect(f"ws://127.0.0.1:{port}") for _ in range(CLIENTS)]
+    beating = [asyncio.create_task(_heartbeats(bare))]
+    apiary: list[Any] = []
+    beating.append(asyncio.create_task(_heartbeats(apiary)))
+    await _join(server, apiary)
+    bare_ms: list[float] = []
+    apiary_ms: list[float] = []
     for n in range(ROUNDS):
-        change = json.dumps({"type": "CHANGE", "data": {"score": n + 1}})
-        latencies += await _fan_out(clients[1:], clients[0], change, "STATE")
+        change = {"type": "CHANGE", "data": {"score": n + 1}}
+        bare_ms += await _fan_out(bare[1:], bare[0], json.dumps(change), "STATE")
         await asyncio.sleep(0.3)
-    for ws in clients:
+        change["type"] = "BENCHMARK_RESULT"
+        apiary_ms += await _fan_out(apiary[1:], apiary[0], json.dumps(change), "STATE")
+        await asyncio.sleep(0.3)
+    for task in beating:
+        task.cancel()
+    for ws in bare + apiary:
         await ws.close()
-    return latencies
+    return bare_ms, apiary_ms
 
 
 def _dev_server(work: Path, name: str) -> DevServer:
@@ -172,15 +193,14 @@ def run() -> dict:
     bare = subprocess.Popen([sys.executable, "-m", "bench.baseline_broadcast", str(port)], cwd=ROOT)
     try:
         wait_up(f"http://127.0.0.1:{port}")
-        bare_latencies = asyncio.run(_bare_fan_out(port))
+        server = _dev_server(work, "fanout")
+        try:
+            bare_latencies, apiary_latencies = asyncio.run(_fan_outs(port, server))
+        finally:
+            server.stop()
     finally:
         bare.terminate()
         bare.wait(10)
-    server = _dev_server(work, "fanout")
-    try:
-        apiary_latencies = asyncio.run(_apiary_fan_out(server))
-    finally:
-        server.stop()
     costs = {}
     for mode in ("idle", "busy"):
         server = _dev_server(work, mode)

@@ -7,6 +7,7 @@ outbound call open, move time, and see what other events do meanwhile.
         client = TaskManagerClient.for_task(world.services, "tsk_...")
         await world.alarm("TASK_MANAGER", "tsk_...")             # fire its alarm now (only then)
         await world.settle()                                     # work left running is done
+        device = await world.connect("SWARMS", "swm_...", "ws://apiary.test/api/swarms/...")
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from apiary_local.d1 import LocalD1, apply_migrations
 from apiary_local.meter import Meter
 from apiary_local.namespace import LocalNamespace
 from apiary_local.objects import ObjectHost, object_id
-from durable.base import DurableObjectLogic
+from apiary_local.sockets import LocalSocket, LocalSocketHub
+from durable.base import DurableObjectLogic, ObjectRequest
 from ports import Config, HttpError, HttpResponse
 from services import Services
 from settings import SECRETS
@@ -124,6 +126,44 @@ class Gate:
         return self.reply
 
 
+class FakeConnection:
+    """A WebSocket client's end as the object host sees it: what it was sent, in order."""
+
+    def __init__(self) -> None:
+        self.received: list[str | bytes] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def send(self, message: str | bytes) -> None:
+        self.received.append(message)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+@dataclass(eq=False)
+class SocketClient:
+    """A client connected to an object through its host (hibernation semantics included)."""
+
+    host: ObjectHost
+    hub: LocalSocketHub
+    socket: LocalSocket
+    connection: FakeConnection
+
+    async def send(self, message: str) -> None:
+        await self.host.socket_message(self.hub, self.socket, message)
+
+    async def send_json(self, kind: str, data: dict[str, Any]) -> None:
+        await self.send(json.dumps({"type": kind, "data": data}))
+
+    def frames(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The JSON frames received so far (of `kind`), heartbeats left out."""
+        decoded = [json.loads(m) for m in self.connection.received if m != "pong"]
+        return [f for f in decoded if kind is None or f["type"] == kind]
+
+    async def close(self, code: int = 1000) -> None:
+        await self.host.socket_closed(self.hub, self.socket, code, "")
+
+
 class World:
     def __init__(
         self,
@@ -183,6 +223,18 @@ class World:
         assert alarm is not None, f"{binding}/{name} has no alarm"
         self.clock.ms = max(self.clock.ms, alarm[0])
         await host._fire_alarm(slot)
+
+    async def connect(self, binding: str, name: str, url: str) -> SocketClient:
+        """Upgrade a WebSocket to the object, as the local server does; it must accept."""
+        host, connection = self.hosts[binding], FakeConnection()
+
+        async def accept() -> None:
+            pass
+
+        request = ObjectRequest("GET", url, {"upgrade": "websocket"})
+        response, socket, hub = await host.connect(name, request, connection, accept)
+        assert socket is not None, response
+        return SocketClient(host, hub, socket, connection)
 
     def alarm_at(self, binding: str, name: str) -> int | None:
         host = self.hosts[binding]

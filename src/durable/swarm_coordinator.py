@@ -9,9 +9,16 @@ swarm's `join_timeout_s` is closed (4002) and keeps no alarm alive past that; af
 API and the upgrade route check D1 first), and even then a read stores nothing.
 
 Every change that devices should see bumps the swarm's version; STATE broadcasts are coalesced
-to one per `broadcast_interval_ms` and only when the version moved. A frame is parsed before
-anything is touched: a bad one gets an ERROR and an audit line, and a socket that keeps sending
-them is closed with 1008 (policy).
+to one per `broadcast_interval_ms` and only when the version moved: the event that makes one due
+sends it when the interval has passed, else the alarm does when it has. A broadcast serialises
+each distinct frame once and writes nothing per socket (`views.since`). Presence is swept four
+times per heartbeat timeout, not on every alarm. A frame is parsed before anything is touched:
+a bad one gets an ERROR and an audit line, and a socket that keeps sending them is closed with
+1008 (policy).
+
+Chunks in flight live in their connections' attachments (`swarms.connections`), job counts and
+device statistics are written in batches (`swarms.bookkeeping`): a busy swarm writes about one
+row per chunk, its result.
 
 Operators watch a swarm live on a second kind of socket (`?watch=1`, tag `watcher`, opened by
 the dashboard with its session cookie, checked at the upgrade): it gets a full STATE at once and
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from typing import Any, cast
 
 from clock import rfc3339_ms
@@ -35,10 +43,12 @@ from logs import event, get_logger
 from ports import Socket
 from services import Services
 from swarms import credentials, views, watchers
+from swarms.backlog import Backlog
+from swarms.connections import Connections
 from swarms.handlers import handle
 from swarms.models import SWARMS
 from swarms.protocol import PING, PONG, Join, ProtocolError, Resume, deliver, frame, hang_up, parse
-from swarms.scheduling import INITIAL_QUOTA, Speed, presence, weights
+from swarms.scheduling import INITIAL_QUOTA, Speed, next_sweep_ms, presence, sweep_due, weights
 from swarms.store import SwarmStore
 from swarms.work import Work
 
@@ -58,17 +68,28 @@ class SwarmCoordinator(DurableObjectLogic):
     def on_start(self) -> None:
         self.store = SwarmStore(self.ctx.storage)
         self.ctx.sockets.set_auto_response(PING, PONG)
+        self.backlog = Backlog(self.store.pending_chunks)
+        self.swept_ms: int | None = None  # the last presence sweep (memory: lost, sweep again)
+        doc = self.store.swarm()
+        if doc is not None and doc.pop("uncounted", False):  # the last instance went first
+            self.store.recount_jobs(self.bump(doc))
+            self.store.save_swarm(doc)
 
     def bump(self, doc: dict[str, Any]) -> int:
-        """A change devices should see: a new version, and a broadcast due (coalesced)."""
-        doc["version"] += 1
+        """A change devices should see: the version to stamp it with, and a broadcast due
+        (coalesced). Changes share a version until someone is sent it (`shown_v`), so a
+        busy swarm writes its document about twice per broadcast, not once per change."""
+        if doc.get("shown_v", doc["version"]) >= doc["version"]:
+            doc["version"] += 1
         if doc.get("broadcast_at") is None:
             interval = doc["settings"]["broadcast_interval_ms"]
             doc["broadcast_at"] = max(self.now_ms(), doc.get("last_broadcast_ms", 0) + interval)
         return cast(int, doc["version"])
 
-    def work(self, doc: dict[str, Any]) -> Work:
-        return Work(self.store, doc, self.now_ms(), self.bump, self._device_sockets())
+    def work(self, doc: dict[str, Any], connections: Connections | None = None) -> Work:
+        if connections is None:
+            connections = Connections(self.ctx.sockets.sockets("device"))
+        return Work(self.store, doc, self.now_ms(), self.bump, connections, self.backlog)
 
     def device_sockets(self) -> list[Socket]:
         return self.ctx.sockets.sockets("device")
@@ -93,10 +114,11 @@ class SwarmCoordinator(DurableObjectLogic):
     @rpc
     async def snapshot(self) -> View:
         doc = self._swarm()
-        now, sockets = self.now_ms(), self._device_sockets()
+        now, connections = self.now_ms(), Connections(self.ctx.sockets.sockets("device"))
+        sockets = connections.joined
         rows = self.store.devices()
         speeds = {d["id"]: Speed(d["score"], d["ms_per_chunk"]) for d in rows}
-        weight, in_flight = weights(speeds), self.store.in_flight()
+        weight, in_flight = weights(speeds), Counter(connections.holders().values())
         devices = []
         for row in rows:
             seen = self._last_seen(row, sockets.get(row["id"]))
@@ -109,10 +131,10 @@ class SwarmCoordinator(DurableObjectLogic):
                     status=status,
                     last_seen_ms=seen,
                     weight=weight[row["id"]],
-                    in_flight=in_flight.get(row["id"], 0),
+                    in_flight=in_flight[row["id"]],
                 )
             )
-        jobs = self.store.exec("SELECT * FROM jobs ORDER BY created_ms, id")
+        jobs = self.store.jobs()
         log_lines = [
             {"at": rfc3339_ms(r["at_ms"]), "level": r["level"], "message": r["message"]}
             for r in self.store.recent_log()
@@ -184,7 +206,11 @@ class SwarmCoordinator(DurableObjectLogic):
         if job is None:
             raise NotFound("no such job")
         chunks = self.store.exec("SELECT * FROM chunks WHERE job_id = ? ORDER BY idx", job_id)
-        return {**views.job_view(job), "chunks": [views.chunk_view(c) for c in chunks]}
+        holders = Connections(self.ctx.sockets.sockets("device")).holders()
+        return {
+            **views.job_view(job),
+            "chunks": [views.chunk_view(c, holders.get(c["id"])) for c in chunks],
+        }
 
     # --- sockets ---
 
@@ -215,12 +241,12 @@ class SwarmCoordinator(DurableObjectLogic):
         if refusal is not None:
             event(log, logging.WARNING, "audit: watcher refused", swarm=doc["id"], why=refusal)
             return ObjectResponse.json({"code": "forbidden", "message": refusal}, 403)
-        # Devices' messages may have moved the swarm on while the session was looked up.
-        doc = self.store.swarm() or doc
+        doc = self._swarm()  # other events ran during the await
         socket = self.ctx.sockets.accept(
             tags=[watchers.TAG], attachment={"v": doc["version"], "exp": expires_at}
         )
         deliver(socket, self.state_frame(doc, None))
+        self.store.save_swarm(doc)  # what it was shown (`shown_v`)
         return ObjectResponse.upgrade(socket)
 
     async def on_socket_message(self, socket: Socket, message: str | bytes) -> None:
@@ -280,16 +306,20 @@ class SwarmCoordinator(DurableObjectLogic):
         socket.attach(meta)
         deliver(socket, frame("ERROR", {"code": code, "message": message}))
         if meta["bad"] >= MAX_BAD_FRAMES:
+            if meta.get("dev") is not None:  # what it held waits for others
+                self.work(doc).release_held(meta["dev"])
             hang_up(socket, POLICY_VIOLATION, "too many bad frames")
 
     async def on_socket_close(self, socket: Socket, code: int, reason: str) -> None:
         doc = self.store.swarm()
-        device_id = (socket.attachment or {}).get("dev")
+        meta = socket.attachment or {}
+        device_id = meta.get("dev")
         if doc is None or device_id is None:
             return
-        socket.attach({**(socket.attachment or {}), "dev": None})
-        if device_id not in self._device_sockets():
-            self.work(doc).device_gone(device_id, f"disconnected ({code})")
+        socket.attach({**meta, "dev": None, "closed": True})
+        work = self.work(doc)
+        if device_id not in work.connections.joined:  # else it resumed on another connection
+            work.device_gone(device_id, f"disconnected ({code})", sorted(meta.get("held") or {}))
         await self._finish(doc)
 
     # --- the alarm: presence, deadlines, broadcasts ---
@@ -298,67 +328,63 @@ class SwarmCoordinator(DurableObjectLogic):
         doc = self.store.swarm()
         if doc is None:
             return
-        sockets, now = self._device_sockets(), self.now_ms()
-        for unjoined in self._unjoined():
-            if (unjoined.attachment or {}).get("join_by", 0) <= now:
+        connections, now = Connections(self.ctx.sockets.sockets("device")), self.now_ms()
+        for unjoined, meta in connections.unjoined:
+            if meta.get("join_by", 0) <= now:
                 hang_up(unjoined, JOIN_TIMEOUT, "no JOIN or RESUME in time")
         timeout = doc["settings"]["heartbeat_timeout_s"]
-        work = self.work(doc)
-        for row in self.store.exec("SELECT * FROM devices WHERE status != 'offline'"):
-            socket = sockets.get(row["id"])
-            status = presence(now, self._last_seen(row, socket), socket is not None, timeout)
-            if status == "offline":
-                if socket is not None:
-                    hang_up(socket, TIMED_OUT, "heartbeat timeout")
-                work.device_gone(row["id"], "heartbeat timeout")
-            elif status != row["status"]:
-                self.store.update_device(row["id"], self.bump(doc), status=status)
+        work, sockets = self.work(doc, connections), dict(connections.joined)
+        if sweep_due(now, self.swept_ms, timeout):  # not on every alarm: most are broadcasts
+            self.swept_ms = now
+            self.backlog.reset()  # a cache: read again from the rows, so nothing can stay lost
+            for row in self.store.devices("status != 'offline'"):
+                socket = sockets.get(row["id"])
+                status = presence(now, self._last_seen(row, socket), socket is not None, timeout)
+                if status == "offline":
+                    if socket is not None:
+                        hang_up(socket, TIMED_OUT, "heartbeat timeout")
+                    work.device_gone(row["id"], "heartbeat timeout")
+                elif status != row["status"]:
+                    self.store.update_device(row["id"], self.bump(doc), status=status)
         work.expire_deadlines()
         work.schedule()
-        if doc.get("broadcast_at") is not None and now >= doc["broadcast_at"]:
-            self._broadcast(doc)
         await self._finish(doc)
 
-    def _broadcast(self, doc: dict[str, Any]) -> None:
+    def _broadcast(self, doc: dict[str, Any], connections: Connections) -> None:
+        """The STATE each joined device and watcher lacks (`views.since`): one frame per
+        distinct version they have, serialised once. Most sockets have the last broadcast's
+        version, so they share one frame; nothing per socket is written."""
+        if self.store.books.jobs:  # their counts, under a version nobody has been sent
+            self.store.flush_jobs(self.bump(doc))
+            doc.pop("uncounted", None)
+        version, sent, now = doc["version"], doc.get("broadcast_v", 0), self.now_ms()
         doc["broadcast_at"] = None
-        doc["last_broadcast_ms"] = self.now_ms()
-        cache: dict[int | None, str] = {}
-        for socket in self.ctx.sockets.sockets("device"):
-            meta = socket.attachment or {}
-            if meta.get("dev") is None or meta.get("v") == doc["version"]:
-                continue
-            since = None if views.wants_full(meta.get("v"), doc["version"]) else meta["v"]
-            if since not in cache:
-                cache[since] = self.state_frame(doc, since)
-            deliver(socket, cache[since])
-            socket.attach({**meta, "v": doc["version"]})
-        watchers.broadcast(
-            self.ctx.sockets.sockets(watchers.TAG), doc, self.now_ms(), cache, self.state_frame
-        )
+        doc["last_broadcast_ms"] = now
+        doc["broadcast_v"] = version
+        frames: dict[int | None, str] = {}
+
+        def send(socket: Socket, socket_version: int | None) -> None:
+            since = views.since(socket_version, sent, version)
+            if since == version:
+                return  # it was sent this version already
+            if since not in frames:
+                frames[since] = self.state_frame(doc, since)
+            deliver(socket, frames[since])
+
+        for device_id, socket in connections.joined.items():
+            send(socket, connections.meta(device_id).get("v"))
+        for socket, meta in watchers.live(self.ctx.sockets.sockets(watchers.TAG), now):
+            send(socket, meta.get("v"))
 
     def state_frame(self, doc: dict[str, Any], since: int | None) -> str:
+        """STATE at the swarm's version; changes after it need a new one (`bump`)."""
+        doc["shown_v"] = doc["version"]
         floor = -1 if since is None else since
         devices = self.store.exec("SELECT * FROM devices WHERE version > ? ORDER BY id", floor)
         jobs = self.store.exec("SELECT * FROM jobs WHERE version > ? ORDER BY id", floor)
         return frame("STATE", views.state_frame(doc["version"], since, devices, jobs))
 
     # --- helpers ---
-
-    def _unjoined(self) -> list[Socket]:
-        """Sockets upgraded but not (yet) joined as a device, and not closed by us."""
-        return [
-            socket
-            for socket in self.ctx.sockets.sockets("device")
-            if not (meta := socket.attachment or {}).get("dev") and not meta.get("closed")
-        ]
-
-    def _device_sockets(self) -> dict[str, Socket]:
-        found = {}
-        for socket in self.ctx.sockets.sockets("device"):
-            device_id = (socket.attachment or {}).get("dev")
-            if device_id is not None:
-                found[device_id] = socket
-        return found
 
     def _last_seen(self, row: dict[str, Any], socket: Socket | None) -> int | None:
         seen = [row["last_seen_ms"] or 0]
@@ -386,20 +412,27 @@ class SwarmCoordinator(DurableObjectLogic):
         return device_id, secret
 
     async def _finish(self, doc: dict[str, Any]) -> None:
-        """Save the swarm document and set the alarm: for presence and deadlines while a device
-        is connected, and for the join deadline of a socket that has not joined."""
+        """Send a broadcast that is due, save the swarm document and set the alarm: for
+        presence, deadlines and a broadcast due later while a device is connected, and for
+        the join deadline of a socket that has not joined."""
+        now, connections = self.now_ms(), Connections(self.ctx.sockets.sockets("device"))
+        deadlines = [d for device in connections.joined for d in connections.held(device).values()]
+        if self.store.books.devices_due(now, in_flight=bool(deadlines)):
+            self.store.flush_devices(lambda: self.bump(doc))
+        if doc.get("broadcast_at") is not None and now >= doc["broadcast_at"]:
+            self._broadcast(doc, connections)  # due now: this event sends it, no alarm
         self.store.save_swarm(doc)
-        now = self.now_ms()
-        times = [(s.attachment or {}).get("join_by", now) for s in self._unjoined()]
-        if self._device_sockets():
-            times.append(now + int(doc["settings"]["heartbeat_timeout_s"] * 250))
+        times = [meta.get("join_by", now) for _, meta in connections.unjoined]
+        if connections.joined:
+            timeout = doc["settings"]["heartbeat_timeout_s"]
+            times.append(next_sweep_ms(now if self.swept_ms is None else self.swept_ms, timeout))
             if doc.get("broadcast_at") is not None:
                 times.append(doc["broadcast_at"])
-            deadline = self.store.exec(
-                "SELECT min(deadline_ms) AS at FROM chunks WHERE status = 'assigned'"
-            )[0]["at"]
-            if deadline is not None:
-                times.append(deadline)
+            if deadlines:
+                times.append(min(deadlines))
+            flush_at = self.store.books.devices_due_at()
+            if flush_at is not None:
+                times.append(flush_at)
         else:  # watchers alone keep an alarm only for a broadcast a change made due
             due = watchers.broadcast_due(doc, self.ctx.sockets.sockets(watchers.TAG))
             if due is not None:

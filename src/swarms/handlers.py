@@ -75,8 +75,8 @@ def handle(swarm: Swarm, socket: Socket, meta: Meta, doc: Doc, message: object) 
         case BenchmarkResult(score=score):
             store.update_device(device_id, swarm.bump(doc), score=score)
             swarm.work(doc).schedule()
-        case JobProgress(chunkId=chunk_id, pct=pct):
-            swarm.work(doc).progress(device_id, chunk_id, pct)
+        case JobProgress():
+            pass  # a sign of life (the socket was heard from); progress itself is not kept
         case JobComplete():
             work = swarm.work(doc)
             if not work.complete(device_id, message):
@@ -148,11 +148,11 @@ def _resume(swarm: Swarm, socket: Socket, meta: Meta, doc: Doc, data: Resume) ->
         data.nonce,
         data.ts,
     )
+    # Chunks live on a connection: what the device held on its last one waits for others.
+    swarm.work(doc).release_held(data.device_id)
     for other in swarm.device_sockets():
         if other is not socket and (other.attachment or {}).get("dev") == data.device_id:
             hang_up(other, REPLACED, "resumed elsewhere")
-    # Chunks live on a connection: what the device held on its last one goes back to the queue.
-    swarm.work(doc).release_held(data.device_id, "device reconnected")
     store.update_device(data.device_id, swarm.bump(doc), status="online", last_seen_ms=now)
     store.log(now, "info", f"device {data.device_id} resumed")
     _welcome(swarm, socket, meta, doc, data.device_id, {"resumed": True})

@@ -111,3 +111,12 @@ def presence(now_ms: int, last_seen_ms: int | None, connected: bool, timeout_s: 
     if age <= timeout_s * 500:
         return "online"
     return "stale" if age <= timeout_s * 1000 else "offline"
+
+
+def sweep_due(now_ms: int, swept_ms: int | None, timeout_s: float) -> bool:
+    """Is it time to sweep presence again? Four sweeps per heartbeat timeout; never yet, now."""
+    return swept_ms is None or now_ms >= next_sweep_ms(swept_ms, timeout_s)
+
+
+def next_sweep_ms(swept_ms: int, timeout_s: float) -> int:
+    return swept_ms + int(timeout_s * 250)

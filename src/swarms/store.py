@@ -2,13 +2,21 @@
 
 Every change that devices should see bumps the swarm's `version` and stamps the changed rows
 with it, so a STATE delta is "rows with a newer version" and costs no change log.
+
+A chunk's row is written when it is done or fails, not when it is handed out: chunks in flight
+are in the sockets' attachments (`swarms.connections`). Its one index, (job, index), never
+changes after the insert, so on Cloudflare, which bills each changed index entry as a row
+written, finishing a chunk is one row. Job counts and device statistics are batched
+(`swarms.bookkeeping`): reads here see them.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from durable import document
 from durable.document import Document
 from ports import ObjectStorage
+from swarms.bookkeeping import DEVICE_FIELDS, Bookkeeping
 
 LOG_KEEP = 100
 SCHEMA = (
@@ -31,13 +39,21 @@ SCHEMA = (
         completed_ms INTEGER, version INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS chunks (
         id TEXT PRIMARY KEY, job_id TEXT NOT NULL, idx INTEGER NOT NULL, payload TEXT NOT NULL,
-        status TEXT NOT NULL, device_id TEXT, deadline_ms INTEGER, attempts INTEGER NOT NULL,
-        pct REAL, result TEXT, error TEXT, duration_ms INTEGER, completed_ms INTEGER)""",
-    "CREATE INDEX IF NOT EXISTS chunks_by_status ON chunks (status, job_id, idx)",
-    "CREATE INDEX IF NOT EXISTS chunks_by_device ON chunks (device_id, status)",
+        status TEXT NOT NULL, device_id TEXT, attempts INTEGER NOT NULL, result TEXT,
+        error TEXT, duration_ms INTEGER, completed_ms INTEGER)""",
+    "CREATE INDEX IF NOT EXISTS chunks_by_job ON chunks (job_id, idx)",
     """CREATE TABLE IF NOT EXISTS log (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, level TEXT NOT NULL,
         message TEXT NOT NULL)""",
+)
+# A swarm created before chunks in flight moved to the attachments: its rows of chunks in
+# flight go back to waiting (their connections did not survive the new code's deploy), and its
+# indexes become the one that finishing a chunk does not change. No-ops once done.
+UPGRADE = (
+    "UPDATE chunks SET status = 'pending' WHERE status = 'assigned'",
+    "DROP INDEX IF EXISTS chunks_by_status",
+    "DROP INDEX IF EXISTS chunks_by_device",
+    "CREATE INDEX IF NOT EXISTS chunks_by_job ON chunks (job_id, idx)",
 )
 
 
@@ -48,9 +64,15 @@ class SwarmStore:
     def __init__(self, storage: ObjectStorage) -> None:
         self.storage = storage
         self.doc = Document(storage)
+        self.books = Bookkeeping()
         self.installed = bool(
             storage.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'doc'")
         )
+        if self.installed and storage.exec(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'chunks_by_status'"
+        ):
+            for statement in UPGRADE:
+                storage.exec(statement)
 
     def install(self) -> None:
         if not self.installed:
@@ -71,16 +93,20 @@ class SwarmStore:
         version is the broadcast version (`SwarmCoordinator.bump`), not one per write."""
         self.doc.save(doc, new_version=False)
 
-    # --- rows ---
+    # --- devices ---
 
     def device(self, device_id: str) -> dict[str, Any] | None:
         rows = self.exec("SELECT * FROM devices WHERE id = ?", device_id)
-        return rows[0] if rows else None
+        return self.books.overlay_device(rows[0]) if rows else None
 
-    def devices(self) -> list[dict[str, Any]]:
-        return self.exec("SELECT * FROM devices ORDER BY joined_ms, id")
+    def devices(self, where: str = "1", *params: Any) -> list[dict[str, Any]]:
+        rows = self.exec(f"SELECT * FROM devices WHERE {where} ORDER BY joined_ms, id", *params)
+        return [self.books.overlay_device(row) for row in rows]
 
     def update_device(self, device_id: str, version: int, **fields: Any) -> None:
+        """Write a device's row (a change devices see: `version` is a new one), with whatever
+        of its statistics was not written yet."""
+        fields = {**self.books.take_device(device_id), **fields}
         sets = ", ".join(f"{name} = ?" for name in fields)
         self.exec(
             f"UPDATE devices SET {sets}, version = ? WHERE id = ?",
@@ -89,34 +115,88 @@ class SwarmStore:
             device_id,
         )
 
+    def note_outcome(self, device: dict[str, Any], now_ms: int, **fields: Any) -> None:
+        """A device's statistics after a chunk (see `swarms.bookkeeping`): written later."""
+        assert set(fields) <= set(DEVICE_FIELDS)
+        self.books.note_device(device["id"], now_ms, **fields)
+
+    def flush_devices(self, stamp: Callable[[], int]) -> None:
+        """Write the devices' batched statistics; one whose quota changed gets a version from
+        `stamp` (devices are shown quotas), the others keep theirs."""
+        for device_id in list(self.books.devices):
+            row = self.exec("SELECT quota, version FROM devices WHERE id = ?", device_id)
+            fields = self.books.take_device(device_id)
+            if not row:
+                continue
+            changed = fields.get("quota", row[0]["quota"]) != row[0]["quota"]
+            self.update_device(device_id, stamp() if changed else row[0]["version"], **fields)
+
+    # --- jobs ---
+
     def job(self, job_id: str) -> dict[str, Any] | None:
         rows = self.exec("SELECT * FROM jobs WHERE id = ?", job_id)
-        return rows[0] if rows else None
+        return self.books.overlay_job(rows[0]) if rows else None
+
+    def jobs(self, where: str = "1") -> list[dict[str, Any]]:
+        rows = self.exec(f"SELECT * FROM jobs WHERE {where} ORDER BY created_ms, id")
+        return [self.books.overlay_job(row) for row in rows]
+
+    def count(self, job_id: str, column: str) -> None:
+        """A chunk of the job is done or failed for good: counted with the next broadcast."""
+        self.books.count(job_id, column)
+
+    def flush_jobs(self, version: int) -> None:
+        """Write the jobs' batched counts, stamped `version`. A job whose last chunk this
+        counts completed when that chunk did."""
+        jobs = self.books.take_jobs()
+        for job_id, add in jobs.items():
+            self.exec(
+                "UPDATE jobs SET done = done + ?, failed = failed + ?, version = ?,"
+                " completed_ms = CASE WHEN completed_ms IS NULL AND done + failed + ? >= total"
+                " THEN (SELECT max(completed_ms) FROM chunks WHERE job_id = jobs.id)"
+                " ELSE completed_ms END WHERE id = ?",
+                add["done"],
+                add["failed"],
+                version,
+                add["done"] + add["failed"],
+                job_id,
+            )
+
+    def recount_jobs(self, version: int) -> None:
+        """Count unfinished jobs again from their chunks (after an instance went with counts
+        not written); only the jobs whose counts were behind are written."""
+        done = "(SELECT count(*) FROM chunks WHERE job_id = jobs.id AND status = 'done')"
+        failed = "(SELECT count(*) FROM chunks WHERE job_id = jobs.id AND status = 'failed')"
+        last = "(SELECT max(completed_ms) FROM chunks WHERE job_id = jobs.id)"
+        self.exec(
+            f"UPDATE jobs SET done = {done}, failed = {failed}, version = ?,"
+            f" completed_ms = CASE WHEN {done} + {failed} >= total THEN {last} END"
+            f" WHERE completed_ms IS NULL AND (done != {done} OR failed != {failed})",
+            version,
+        )
+
+    # --- chunks ---
 
     def chunk(self, chunk_id: str) -> dict[str, Any] | None:
         rows = self.exec("SELECT * FROM chunks WHERE id = ?", chunk_id)
         return rows[0] if rows else None
 
-    def in_flight(self) -> dict[str, int]:
-        rows = self.exec(
-            "SELECT device_id, count(*) AS n FROM chunks WHERE status = 'assigned'"
-            " GROUP BY device_id"
-        )
-        return {row["device_id"]: row["n"] for row in rows}
-
-    def pending_jobs(self) -> list[dict[str, Any]]:
+    def pending_chunks(self, job_id: str, from_idx: int, limit: int) -> list[dict[str, Any]]:
+        """Pending rows of a job from an index on, in order (some may be in flight)."""
         return self.exec(
-            "SELECT * FROM jobs WHERE id IN (SELECT DISTINCT job_id FROM chunks"
-            " WHERE status = 'pending') ORDER BY created_ms, id"
-        )
-
-    def pending_chunks(self, job_id: str, limit: int) -> list[str]:
-        rows = self.exec(
-            "SELECT id FROM chunks WHERE status = 'pending' AND job_id = ? ORDER BY idx LIMIT ?",
+            "SELECT id, idx FROM chunks WHERE job_id = ? AND idx >= ? AND status = 'pending'"
+            " ORDER BY idx LIMIT ?",
             job_id,
+            from_idx,
             limit,
         )
-        return [row["id"] for row in rows]
+
+    def update_chunk(self, chunk_id: str, **fields: Any) -> None:
+        """An outcome: done, failed for good, or a failed attempt (still `pending`)."""
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        self.exec(f"UPDATE chunks SET {sets} WHERE id = ?", *fields.values(), chunk_id)
+
+    # --- the system log ---
 
     def log(self, at_ms: int, level: str, message: str) -> None:
         self.exec("INSERT INTO log (at_ms, level, message) VALUES (?, ?, ?)", at_ms, level, message)

@@ -56,7 +56,11 @@ def job_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def chunk_view(row: dict[str, Any]) -> dict[str, Any]:
+def chunk_view(row: dict[str, Any], holder: str | None = None) -> dict[str, Any]:
+    """A chunk; `holder` is the device it is in flight on (its row still says pending, and
+    counts only the failed attempts)."""
+    if holder is not None:
+        row = {**row, "status": "assigned", "device_id": holder, "attempts": row["attempts"] + 1}
     return {
         "id": row["id"],
         "status": row["status"],
@@ -98,3 +102,12 @@ def state_frame(
 
 def wants_full(client_version: int | None, version: int) -> bool:
     return client_version is None or client_version <= 0 or version - client_version > FULL_AFTER
+
+
+def since(socket_version: int | None, broadcast_version: int, version: int) -> int | None:
+    """What a broadcast at `version` sends a socket: the delta since the version it has, or
+    the full state (None). Every socket joined at a broadcast was sent that broadcast, so a
+    socket has the last broadcast's version unless it was sent a newer one itself (joining,
+    SYNC): nothing per socket need be written when broadcasting."""
+    known = None if socket_version is None else max(socket_version, broadcast_version)
+    return None if wants_full(known, version) else known

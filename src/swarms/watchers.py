@@ -8,7 +8,6 @@ cross-site socket hijacking outright. A watcher is sent STATE frames only (the f
 the upgrade, then the coalesced broadcasts) and is closed once its session's expiry passes.
 """
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,8 +16,7 @@ from auth.scopes import Scope
 from durable.base import ObjectRequest
 from ports import Socket
 from services import Services
-from swarms.protocol import deliver, hang_up
-from swarms.views import wants_full
+from swarms.protocol import hang_up
 
 TAG = "watcher"
 SESSION_ENDED = 4003  # the watcher's dashboard session expired
@@ -52,24 +50,13 @@ def broadcast_due(doc: dict[str, Any], watching: list[Socket]) -> int | None:
     return doc.get("broadcast_at") if watching else None
 
 
-def broadcast(
-    watching: list[Socket],
-    doc: dict[str, Any],
-    now_ms: int,
-    cache: dict[int | None, str],
-    state_frame: Callable[[dict[str, Any], int | None], str],
-) -> None:
-    """Send each watcher what changed since the version it has (one frame per distinct
-    version, shared with the devices' broadcast through `cache`)."""
+def live(watching: list[Socket], now_ms: int) -> list[tuple[Socket, dict[str, Any]]]:
+    """The watchers whose session is still on, with their attachments; the others are closed."""
+    found = []
     for socket in watching:
         meta = socket.attachment or {}
         if meta.get("exp", 0) * 1000 <= now_ms:
             hang_up(socket, SESSION_ENDED, "session expired")
-            continue
-        if meta.get("v") == doc["version"]:
-            continue
-        since = None if wants_full(meta.get("v"), doc["version"]) else meta["v"]
-        if since not in cache:
-            cache[since] = state_frame(doc, since)
-        deliver(socket, cache[since])
-        socket.attach({**meta, "v": doc["version"]})
+        else:
+            found.append((socket, meta))
+    return found

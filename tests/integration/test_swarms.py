@@ -163,14 +163,16 @@ async def test_faster_devices_get_more_chunks_and_gpu_jobs_go_to_gpus(
 
     fast = DeviceAgent(server.url, swarm_id, token=token(server, swarm_id), handler=slowed(1),
                        score=100, name="fast")  # fmt: skip
-    slow = DeviceAgent(server.url, swarm_id, token=token(server, swarm_id), handler=slowed(8),
+    slow = DeviceAgent(server.url, swarm_id, token=token(server, swarm_id), handler=slowed(25),
                        score=100, name="slow")  # fmt: skip
     gpu_box = {"cpuCores": 4, "memoryGB": 8, "gpuAvailable": True}
     gpu = DeviceAgent(server.url, swarm_id, token=token(server, swarm_id), name="gpu",
                       capabilities=gpu_box)  # fmt: skip
     tasks = await start_agents([fast, slow], stop)
-    job_id = submit(server, swarm_id, [{"n": n} for n in range(400)])
-    record = await wait_job(server, swarm_id, job_id, done=400)
+    # 10 ms a chunk against 250: wide enough that the round trip (longer on a loaded
+    # machine) still leaves the fast device well ahead.
+    job_id = submit(server, swarm_id, [{"n": n} for n in range(200)])
+    record = await wait_job(server, swarm_id, job_id, done=200)
     by_device = {a.credentials.device_id: 0 for a in (fast, slow)}
     for chunk in record["chunks"]:
         by_device[chunk["device_id"]] += 1

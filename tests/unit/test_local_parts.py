@@ -166,3 +166,23 @@ def test_flush_makes_writes_visible_to_other_readers(tmp_path: Path) -> None:
     assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
     reader.close()
     storage.close()
+
+
+def test_socket_attachments_are_copies_within_the_size_limit() -> None:
+    from apiary_local.sockets import MAX_ATTACHMENT_BYTES, LocalSocket, LocalSocketHub
+
+    socket = LocalSocket(LocalSocketHub("o", lambda: None), ["device"])
+    assert socket.attachment is None
+    socket.attach({"dev": "d1", "held": {"c1": [5, None]}, "v": 3})
+    read = socket.attachment
+    assert read == {"dev": "d1", "held": {"c1": [5, None]}, "v": 3}
+    read["v"] = 4  # as on Cloudflare (a structured clone), changing what was read changes
+    read["held"]["c1"][0] = 6  # nothing stored, however deep
+    read["held"]["c2"] = [7, None]
+    assert socket.attachment == {"dev": "d1", "held": {"c1": [5, None]}, "v": 3}
+    socket.attach({"dev": "d1"})
+    assert socket.attachment == {"dev": "d1"}
+    socket.attach(None)
+    assert socket.attachment is None
+    with pytest.raises(PortError, match="attachment"):
+        socket.attach({"x": "y" * MAX_ATTACHMENT_BYTES})

@@ -13,6 +13,7 @@ from swarms.scheduling import (
     next_quota,
     next_reliability,
     presence,
+    sweep_due,
     weights,
 )
 
@@ -114,3 +115,13 @@ def test_presence(age_ms: int, connected: bool, expected: str) -> None:
     now = 1_000_000
     assert presence(now, now - age_ms, connected, timeout_s=60) == expected
     assert presence(now, None, connected, timeout_s=60) == "offline"
+
+
+@pytest.mark.parametrize(
+    ("now_ms", "swept_ms", "expected"),
+    [(0, None, True), (14_999, 0, False), (15_000, 0, True)],
+)
+def test_presence_is_swept_four_times_per_timeout(
+    now_ms: int, swept_ms: int | None, expected: bool
+) -> None:
+    assert sweep_due(now_ms, swept_ms, timeout_s=60) is expected
