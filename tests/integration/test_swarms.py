@@ -71,13 +71,15 @@ async def test_two_hundred_devices_finish_two_thousand_chunks_despite_twenty_dro
     assert sum(s == "online" for s in statuses.values()) == 180
     assert sum(len(a.completed) for a in agents) >= 2000
     # The dropped devices held chunks when they vanished; those went to others and completed.
-    handed_back = [
-        int(line["message"].rsplit("; ", 1)[1].split()[0])
+    # (On a loaded machine a device may also have timed out and resumed before it dropped.)
+    handed_back = {
+        d: int(line["message"].rsplit("; ", 1)[1].split()[0])
         for line in view["log"]
-        if any(line["message"].startswith(f"device {d} offline") for d in dropped)
-    ]
-    assert len(handed_back) == 20
-    assert sum(handed_back) > 0
+        for d in dropped
+        if line["message"].startswith(f"device {d} offline")
+    }
+    assert set(handed_back) == dropped
+    assert sum(handed_back.values()) > 0
     stop.set()
     await asyncio.gather(*tasks)
 

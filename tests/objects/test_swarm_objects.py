@@ -184,3 +184,24 @@ async def test_a_chunk_fails_after_five_missed_deadlines(tmp_path: Path) -> None
         assert (await client.get_job(job["id"]))["status"] == "completed_with_failures"
         view = await client.snapshot()
         assert [d["quota"] for d in view["devices"]] == [1]  # halved at each miss
+
+
+async def test_a_device_timed_out_then_closed_goes_offline_once(tmp_path: Path) -> None:
+    """The sweep hangs up a silent device; the close that follows is the same departure."""
+    async with World(tmp_path, classes=CLASSES) as world:
+        client = await swarm(world, heartbeat_timeout_s=5)
+        token = (await client.invite(10, 3600))["token"]
+        a = await registered(world, token, 1)
+        await client.add_job(
+            {"name": "j", "chunks": [{"n": n} for n in range(4)], "requirements": {},
+             "chunk_timeout_s": 600}
+        )  # fmt: skip
+        for _ in range(12):  # silent past the timeout: the sweep hangs up
+            await tick(world, 1000)
+        await a.close(1006)  # and then its connection ends
+        await tick(world, INTERVAL_MS)
+        a_id = a.frames("WELCOME")[0]["data"]["device_id"]
+        log = [line["message"] for line in (await client.snapshot())["log"]]
+        assert [m for m in log if m.startswith(f"device {a_id} offline")] == [
+            f"device {a_id} offline: heartbeat timeout; 2 chunks back"
+        ]
