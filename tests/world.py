@@ -88,15 +88,15 @@ class FakeHttp:
         self.calls.append(request)
         matching = [r for r in self.routes if r[0] == method and url.startswith(r[1])]
         for _, _, handler in sorted(matching, key=lambda r: -len(r[1]))[:1]:
-                answer = handler(request)
-                if asyncio.iscoroutine(answer):
-                    answer = await answer
-                if isinstance(answer, HttpError):
-                    raise answer
-                assert isinstance(answer, Reply)
-                data = answer.body if isinstance(answer.body, bytes) else _json(answer.body)
-                headers = {k.lower(): v for k, v in answer.headers.items()}
-                return HttpResponse(answer.status, headers, data)
+            answer = handler(request)
+            if asyncio.iscoroutine(answer):
+                answer = await answer
+            if isinstance(answer, HttpError):
+                raise answer
+            assert isinstance(answer, Reply)
+            data = answer.body if isinstance(answer.body, bytes) else _json(answer.body)
+            headers = {k.lower(): v for k, v in answer.headers.items()}
+            return HttpResponse(answer.status, headers, data)
         raise HttpError("network", f"{method} {url}: no route in the test")
 
     def to(self, prefix: str) -> list[Request]:
