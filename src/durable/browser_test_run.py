@@ -33,7 +33,9 @@ from services import Services
 
 log = get_logger("browser")
 CRASH_RETRIES = 1  # a run whose process died mid-check is tried this many more times
-COST = {"smoke": 3, "auth": 1, "user_journey": 1, "security_session": 3}
+# Browser requests a run spends from the plan's per-minute budget: a smoke check is one page
+# load (two REST calls when there is no step runner and it has required_selectors).
+COST = {"smoke": 1, "auth": 1, "user_journey": 1, "security_session": 3}
 FINISHED = ("passed", "failed", "error", "cancelled")
 PROJECT = "project"
 
