@@ -20,6 +20,8 @@ also carry `timeout_ms`, and `expect_*` steps retry for 5 s unless told otherwis
     wait_for {selector, state?: visible|attached|hidden|detached}
     expect_text {text, selector?="body"}  expect_url {contains}
     screenshot {full_page?}  cookies {}     (records the context's cookies at that point)
+    content {}         (`actual`: the page's HTML as rendered now)
+    count {selector}   (`actual`: how many elements match now, without waiting)
 
 The report:
 

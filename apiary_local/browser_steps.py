@@ -66,6 +66,8 @@ _STEPS: dict[str, dict[str, tuple[type, bool]]] = {
     "expect_url": {"contains": (str, True)},
     "screenshot": {"full_page": (bool, False)},
     "cookies": {},
+    "content": {},
+    "count": {"selector": (str, True)},
 }
 STATES = ("visible", "attached", "hidden", "detached")
 MAX_STEPS = 100
@@ -304,6 +306,13 @@ class StepRun:
             raise _StepFailed("no screenshot after a secret was typed (not allowed for this run)")
         png = await self.page.screenshot(full_page=step.get("full_page", False), timeout=timeout_ms)
         return {"screenshot": b64(png)}
+
+    async def _content(self, step: dict[str, Any], timeout_ms: int) -> dict[str, Any]:
+        return {"actual": await self.page.content()}
+
+    async def _count(self, step: dict[str, Any], timeout_ms: int) -> dict[str, Any]:
+        """How many elements match now: no waiting, a smoke check reads the loaded page."""
+        return {"actual": await self.page.locator(step["selector"]).count()}
 
     async def _cookies(self, step: dict[str, Any] | None = None, _: int = 0) -> Any:
         cookies = [{k: c.get(k) for k in COOKIE_KEYS} for c in await self.context.cookies()]

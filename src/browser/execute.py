@@ -1,7 +1,10 @@
 """Run one browser check: observe through the runners, then judge with `browser.checks`.
 
-- smoke: a direct fetch (status, load time), the REST `snapshot` (content, screenshot) and
-  `scrape` (selectors); console errors from the step runner when one is configured.
+- smoke: one page load. With a step runner, one run (`goto`, `content`, `screenshot`, a
+  `count` per required selector) gives the status, content, screenshot, selectors, console
+  errors and load time of that load. Without one, the REST `snapshot` (content, screenshot,
+  plus `scrape` for selectors) and a direct fetch for the status; the REST API reports no
+  console, so console errors are not judged.
 - auth, user_journey: the step runner.
 - security_session: a direct fetch for the headers, the step runner for the session cookie
   (flags, rotation at login, refusal after logout).
@@ -115,17 +118,44 @@ def _login_steps(login: dict[str, Any], url: str) -> list[dict[str, Any]]:
     ]
 
 
+def _smoke_steps(url: str, selectors: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"action": "goto", "url": url},
+        {"action": "content"},
+        {"action": "screenshot"},
+        *({"action": "count", "selector": s} for s in selectors),
+    ]
+
+
 async def smoke(services: Services, url: str, options: dict[str, Any], plan: Plan) -> Outcome:
-    rendering, runner = Rendering(services), StepRunner(services)
+    """One page load. The step runner's, when there is one: the REST API reports neither
+    console errors nor the page's status, so going through it would need a second load."""
+    runner, selectors = StepRunner(services), options.get("required_selectors", [])
+    if not runner.configured:
+        return await _smoke_over_rest(services, url, options)
+    run = await runner.run(_smoke_steps(url, selectors), timeout_ms=STEP_TIMEOUT_MS)
+    failed = next((s for s in run["steps"] if not s["ok"]), None)
+    if failed is not None:  # as the REST API's 422: the page could not be loaded and read
+        raise BrowserError(f"{url}: {failed.get('error') or failed['action'] + ' failed'}")
+    _, content, shot, *counts = run["steps"]
+    found_checks = checks.smoke(
+        options,
+        status=run.get("status"),
+        html=content["actual"] or "",
+        found={s: count["actual"] for s, count in zip(selectors, counts, strict=True)},
+        load_ms=run.get("load_ms"),
+        console_errors=run.get("console_errors", []),
+    )
+    return Outcome(checks.verdict(found_checks), found_checks, base64.b64decode(shot["screenshot"]))
+
+
+async def _smoke_over_rest(services: Services, url: str, options: dict[str, Any]) -> Outcome:
+    rendering = Rendering(services)
     status, _, fetch_ms = await _fetch(services, url)
     html, screenshot = await rendering.snapshot(url)
     found = await rendering.scrape(url, options.get("required_selectors", []))
-    console, load_ms = None, fetch_ms
-    if runner.configured:
-        run = await runner.run([{"action": "goto", "url": url}], timeout_ms=STEP_TIMEOUT_MS)
-        console, load_ms = run.get("console_errors", []), run.get("load_ms") or fetch_ms
     found_checks = checks.smoke(
-        options, status=status, html=html, found=found, load_ms=load_ms, console_errors=console
+        options, status=status, html=html, found=found, load_ms=fetch_ms, console_errors=None
     )
     return Outcome(checks.verdict(found_checks), found_checks, screenshot)
 

@@ -1,9 +1,11 @@
 """BrowserLimits: one per Worker; the browser plan's limits, enforced for every run.
 
 A run holds a lease (one browser) while it executes and spends its browser requests when it
-starts; past the concurrency cap or the per-minute budget it is told when to try again, and a
-429 from the browser pauses everyone until its Retry-After. Leases expire, so a run that died
-holding one cannot block the queue for long.
+starts; past the per-minute budget it is told when to try again, and a 429 from the browser
+pauses everyone until its Retry-After. Past the concurrency cap it joins the waiting list:
+`release` hands back the longest waiting run, for the releasing run to wake, so a freed browser
+is taken at once and a full plan costs no polling (the long retry only covers a lost wake).
+Leases expire, so a run that died holding one cannot block the queue for long.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from services import Services
 NAME = "global"
 LEASE_MS = 5 * 60_000
 WINDOW_MS = 60_000
+WAKE_FALLBACK_MS = 30_000  # a waiting run is woken by a release; this covers a wake that is lost
 
 
 class Grant(TypedDict):
@@ -45,6 +48,7 @@ class BrowserLimits(DurableObjectLogic):
         "CREATE TABLE IF NOT EXISTS leases (run_id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL)",
         "CREATE TABLE IF NOT EXISTS hits (at_ms INTEGER NOT NULL, cost INTEGER NOT NULL)",
         "CREATE TABLE IF NOT EXISTS pause (id INTEGER PRIMARY KEY CHECK (id = 1), until_ms INT)",
+        "CREATE TABLE IF NOT EXISTS waiting (run_id TEXT PRIMARY KEY, since_ms INTEGER NOT NULL)",
     )
 
     def _expire(self, now: int) -> None:
@@ -62,7 +66,10 @@ class BrowserLimits(DurableObjectLogic):
         if paused:
             return Grant(granted=False, retry_after_ms=paused[0]["until_ms"] - now)
         if len(storage.exec("SELECT run_id FROM leases")) >= limits["max_concurrency"]:
-            return Grant(granted=False, retry_after_ms=1_000)
+            storage.exec(
+                "INSERT OR IGNORE INTO waiting (run_id, since_ms) VALUES (?, ?)", run_id, now
+            )
+            return Grant(granted=False, retry_after_ms=WAKE_FALLBACK_MS)
         spent = storage.exec("SELECT coalesce(sum(cost), 0) AS n FROM hits")[0]["n"]
         if spent + cost > limits["requests_per_minute"]:
             oldest = storage.exec("SELECT min(at_ms) AS at FROM hits")[0]["at"] or now
@@ -73,13 +80,29 @@ class BrowserLimits(DurableObjectLogic):
                 "INSERT INTO leases (run_id, expires_ms) VALUES (?, ?)", run_id, now + LEASE_MS
             )
             storage.exec("INSERT INTO hits (at_ms, cost) VALUES (?, ?)", now, cost)
+            storage.exec("DELETE FROM waiting WHERE run_id = ?", run_id)
 
         storage.transaction(take)
         return Grant(granted=True, retry_after_ms=0)
 
     @rpc
-    async def release(self, run_id: str) -> None:
-        self.ctx.storage.exec("DELETE FROM leases WHERE run_id = ?", run_id)
+    async def release(self, run_id: str) -> str | None:
+        """Frees `run_id`'s browser (and its place in line); returns the run to wake, the
+        longest waiting, when a browser is free for it."""
+        storage, limits = self.ctx.storage, plan(self.ctx.services.config)
+
+        def free() -> str | None:
+            storage.exec("DELETE FROM leases WHERE run_id = ?", run_id)
+            storage.exec("DELETE FROM waiting WHERE run_id = ?", run_id)
+            if len(storage.exec("SELECT run_id FROM leases")) >= limits["max_concurrency"]:
+                return None
+            rows = storage.exec("SELECT run_id FROM waiting ORDER BY since_ms, run_id LIMIT 1")
+            if not rows:
+                return None
+            storage.exec("DELETE FROM waiting WHERE run_id = ?", rows[0]["run_id"])
+            return str(rows[0]["run_id"])
+
+        return storage.transaction(free)
 
     @rpc
     async def pause(self, retry_after_ms: int) -> None:
@@ -115,8 +138,8 @@ class BrowserLimitsClient(ObjectClient):
     async def acquire(self, run_id: str, cost: int) -> Grant:
         return await self.invoke(BrowserLimits.acquire, run_id, cost)
 
-    async def release(self, run_id: str) -> None:
-        await self.invoke(BrowserLimits.release, run_id)
+    async def release(self, run_id: str) -> str | None:
+        return await self.invoke(BrowserLimits.release, run_id)
 
     async def pause(self, retry_after_ms: int) -> None:
         await self.invoke(BrowserLimits.pause, retry_after_ms)

@@ -2,7 +2,8 @@
 
 `start` records the run as `pending` and sets the alarm. The alarm asks BrowserLimits for a
 browser (waiting its turn when the plan is full, or paused by a 429), marks the run `running`,
-executes the check, stores the screenshot in the ARTIFACTS bucket and the result. Every change
+executes the check, gives the browser back (waking the run next in line), then stores the
+screenshot in the ARTIFACTS bucket and the result. Every change
 is projected to D1 through the outbox. A run found still `running` when its alarm fires again
 had its process die mid-check: it is tried once more, then ends as `error` (a 429 that sent it
 back to wait is not a try). A run cancelled while its check is in flight keeps its `cancelled`:
@@ -33,7 +34,9 @@ from services import Services
 
 log = get_logger("browser")
 CRASH_RETRIES = 1  # a run whose process died mid-check is tried this many more times
-COST = {"smoke": 3, "auth": 1, "user_journey": 1, "security_session": 3}
+# Browser requests a run spends from the plan's per-minute budget: a smoke check is one page
+# load (two REST calls when there is no step runner and it has required_selectors).
+COST = {"smoke": 1, "auth": 1, "user_journey": 1, "security_session": 3}
 FINISHED = ("passed", "failed", "error", "cancelled")
 PROJECT = "project"
 
@@ -131,8 +134,28 @@ class BrowserTestRun(DurableObjectLogic):
         doc.update(status="cancelled", completed_ms=now,
                    duration_ms=now - (doc["started_ms"] or now))  # fmt: skip
         await self._save(doc)
-        await BrowserLimitsClient.of(self.services).release(doc["id"])
+        await self._free(BrowserLimitsClient.of(self.services), doc["id"])
         return view(doc)
+
+    @rpc
+    async def wake(self) -> None:
+        """A browser freed up: a run waiting for one asks again now."""
+        doc = self.doc.load()
+        if doc is not None and doc["status"] == "pending":
+            await self.ctx.storage.set_alarm(self.now_ms())
+
+    async def _free(self, limits: BrowserLimitsClient, run_id: str) -> None:
+        """Give the browser back; the run BrowserLimits hands over is woken to take it.
+
+        Never raises: a lease left behind expires, a lost wake is covered by the waiting run's
+        own retry, and this run's outcome must not be lost to either.
+        """
+        try:
+            waiting = await limits.release(run_id)
+            if waiting is not None:
+                await BrowserTestRunClient.for_run(self.services, waiting).wake()
+        except Exception as exc:
+            event(log, logging.WARNING, "browser not given back", run_id=run_id, error=str(exc))
 
     async def on_alarm(self, info: AlarmInfo) -> None:
         doc = self.doc.load()
@@ -145,10 +168,15 @@ class BrowserTestRun(DurableObjectLogic):
         grant = await limits.acquire(doc["id"], COST[doc["test_type"]])
         doc = self._load()  # re-read: a cancel may have landed while we asked
         if doc["status"] in FINISHED:
-            await limits.release(doc["id"])
+            await self._free(limits, doc["id"])
             return
         if not grant["granted"]:
-            await self.ctx.storage.set_alarm(self.now_ms() + grant["retry_after_ms"])
+            # A wake may have landed while we asked (the input gate opens at the await): the
+            # alarm it set is sooner, and must stand. The running alarm itself is not reported.
+            woken = await self.ctx.storage.get_alarm()
+            retry = self.now_ms() + grant["retry_after_ms"]
+            if woken is None or woken > retry:
+                await self.ctx.storage.set_alarm(retry)
             return
         with correlation.bound(doc["id"]):
             await self._run(doc, limits)
@@ -157,10 +185,10 @@ class BrowserTestRun(DurableObjectLogic):
         if doc["status"] == "running":  # the last execution's process died
             doc["crashes"] += 1
             if doc["crashes"] > CRASH_RETRIES:
+                await self._free(limits, doc["id"])
                 await self._finish(
                     doc, Outcome("error", error="interrupted: the runtime restarted")
                 )
-                await limits.release(doc["id"])
                 return
         doc.update(status="running", started_ms=self.now_ms())
         await self._save(doc)
@@ -170,7 +198,7 @@ class BrowserTestRun(DurableObjectLogic):
             )
         except Busy as busy:  # not a try: the run waits for the plan to have room
             await limits.pause(busy.retry_after_ms)
-            await limits.release(doc["id"])
+            await self._free(limits, doc["id"])  # the woken run waits out the pause
             latest = self._load()
             if latest["status"] == "running":
                 latest["status"] = "pending"
@@ -179,10 +207,11 @@ class BrowserTestRun(DurableObjectLogic):
         except Exception as exc:  # a bug must end the run, not leave it running
             log.exception("browser check crashed")
             outcome = Outcome("error", error=f"{type(exc).__name__}: {exc}")
+        # The browser is done: the next run may have it while this one stores its result.
+        await self._free(limits, doc["id"])
         latest = self._load()  # re-read: a cancel may have landed during the check
         if latest["status"] == "running":
             await self._finish(latest, outcome)
-        await limits.release(doc["id"])
 
     async def _finish(self, doc: Doc, outcome: Outcome) -> None:
         if outcome.screenshot:
@@ -213,3 +242,6 @@ class BrowserTestRunClient(ObjectClient):
 
     async def cancel(self) -> RunView:
         return await self.invoke(BrowserTestRun.cancel)
+
+    async def wake(self) -> None:
+        await self.invoke(BrowserTestRun.wake)

@@ -16,6 +16,7 @@ import pytest
 
 from tests.fixtures.site import PASSWORD, USERNAME, FixtureSite
 from tests.harness import APIARY, DevServer, admin_token, free_port, wait_up
+from tests.security.sites import RecordingSite, Reply, page
 
 pytestmark = pytest.mark.slow
 ADMIN = {"Authorization": f"Bearer {admin_token()}"}
@@ -148,6 +149,27 @@ def test_smoke_passes_and_fails_for_the_right_reasons(apiary: Callable, site: Fi
         run = wait(server, run_id)
         assert run["status"] == "failed", (failing, run)
         assert tuple(name for name, ok in results(run).items() if not ok) == failing
+
+
+@pytest.mark.timeout(120)
+def test_a_smoke_check_loads_its_page_once(apiary: Callable) -> None:
+    """Status, content, selectors, screenshot, console errors and load time all come from one
+    page load: the site is asked for the page once per check."""
+    with RecordingSite() as site:
+        site.pages["/"] = page(
+            "Counted", "<h1 id='hello'>Hello</h1><p>Welcome</p><script>console.error('x')</script>"
+        )
+        site.pages["/favicon.ico"] = Reply(204)  # Chromium asks for it; it is not the page
+        server = apiary()
+        options = {"required_text": ["Welcome"], "required_selectors": ["#hello"]}
+        run_id = submit(server, "smoke", f"{site.url}/", **options)
+        run = wait(server, run_id)
+        assert [s.path for s in site.seen if s.path != "/favicon.ico"] == ["/"]
+    assert run["status"] == "failed", run
+    assert {name for name, ok in results(run).items() if not ok} == {"no console errors"}
+    load = next(a for a in run["assertions"] if a["name"] == "load time")
+    assert isinstance(load["actual"], int)
+    assert screenshot(server, run_id).startswith(PNG)
 
 
 @pytest.mark.timeout(120)
@@ -352,7 +374,7 @@ def test_twenty_concurrent_runs_queue_under_the_plan_limit(
 
 
 class _TooManyRequestsOnce(BaseHTTPRequestHandler):
-    """In front of the REST subset: the first snapshot gets 429 Retry-After: 2."""
+    """In front of the step runner: the first run gets 429 Retry-After: 2."""
 
     upstream = ""
     refused: list[float] = []
@@ -362,7 +384,7 @@ class _TooManyRequestsOnce(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
-        if self.path.endswith("/snapshot") and not self.refused:
+        if self.path == "/run" and not self.refused:
             self.refused.append(time.monotonic())
             self.send_response(429)
             self.send_header("Retry-After", "2")
@@ -386,12 +408,14 @@ class _TooManyRequestsOnce(BaseHTTPRequestHandler):
 
 
 @pytest.mark.timeout(120)
-def test_a_429_from_browser_rendering_is_waited_out(apiary: Callable, site: FixtureSite) -> None:
+def test_a_429_from_a_runner_is_waited_out(
+    apiary: Callable, site: FixtureSite, runner: Runner
+) -> None:
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), _TooManyRequestsOnce)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
-        server = apiary(CF_API_BASE=f"http://127.0.0.1:{proxy.server_address[1]}/client/v4")
-        _TooManyRequestsOnce.upstream = server.url
+        server = apiary(BROWSER_RUNNER_URL=f"http://127.0.0.1:{proxy.server_address[1]}")
+        _TooManyRequestsOnce.upstream = runner.url
         started = time.monotonic()
         run = wait(server, submit(server, "smoke", f"{site.url}/"))
         assert run["status"] == "passed", run

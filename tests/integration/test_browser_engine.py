@@ -148,6 +148,23 @@ def test_first_goto_reports_status_headers_and_title(runner: str, site: FixtureS
     assert "strict-transport-security" not in bare["headers"]
 
 
+def test_content_and_count_read_the_loaded_page(runner: str, site: FixtureSite) -> None:
+    steps = [
+        {"action": "goto", "url": f"{site.url}/"},
+        {"action": "content"},
+        {"action": "count", "selector": "#hello"},
+        {"action": "count", "selector": "p, a"},
+        {"action": "count", "selector": "#nope"},
+        {"action": "count", "selector": "h1[["},
+    ]
+    report = run(runner, steps).json()
+    _, content, *counts, invalid = report["steps"]
+    assert "<p>Welcome to the fixture</p>" in content["actual"]
+    assert [c["actual"] for c in counts] == [1, 2, 0]
+    assert (invalid["ok"], report["ok"]) == (False, False)
+    assert "h1[[" in invalid["error"]
+
+
 def test_console_errors_and_uncaught_exceptions_are_reported(
     runner: str, site: FixtureSite
 ) -> None:
