@@ -147,7 +147,7 @@ def routes(ctx: AccountContext, prefix: str) -> list[Route]:
         if not isinstance(body.get("queryId"), str) or not isinstance(frame, dict):
             raise _invalid("queryId and timeframe {from, to} are required")
         since, until = frame.get("from"), frame.get("to")
-        if type(since) not in (int, float) or type(until) not in (int, float):
+        if not isinstance(since, int | float) or not isinstance(until, int | float):
             raise _invalid("timeframe.from and timeframe.to are epoch milliseconds")
         view = body.get("view", "events")
         if view not in ("events", "invocations"):
