@@ -1,10 +1,11 @@
 """`GET /api/overview`: what the dashboard's first page shows, in one request from D1 alone.
 
 Health and its checks, counts of the last 24 hours, and the latest failures across tasks,
-cron runs, browser checks and the fleet (Workers gone unhealthy, rollouts rolled back). It wakes no Durable Object, so a dashboard left open on the
-overview costs one Worker request per poll and nothing else (with an ETag, a 304 when nothing
-changed). Each section needs the scope its own routes need; a token without it gets
-`{"hidden": "requires scope ..."}` for that section instead.
+cron runs, browser checks and the fleet (Workers gone unhealthy, rollouts rolled back). It
+wakes no Durable Object, so a dashboard left open on the overview costs one Worker request
+per poll and nothing else (with an ETag, a 304 when nothing changed). Each section needs the
+scope its own routes need; a token without it gets `{"hidden": "requires scope ..."}` for
+that section instead.
 """
 
 import json

@@ -80,7 +80,11 @@ def view(doc: Doc) -> dict[str, Any]:
         "updated_at": rfc3339_ms(doc["updated_ms"]),
         "ended_at": rfc3339_ms(doc["ended_ms"]),
         "history": [
-            {"at": rfc3339_ms(h["at_ms"]), **{k: v for k, v in h.items() if k != "at_ms"}}
+            {
+                "at": rfc3339_ms(h["at_ms"]),
+                "due_at": rfc3339_ms(h.get("due_ms")),
+                **{k: v for k, v in h.items() if k not in ("at_ms", "due_ms")},
+            }
             for h in doc["history"]
         ],
     }
@@ -287,8 +291,9 @@ class WorkerRollout(DurableObjectLogic):
             return True
         decision = decide(policy, latest["step"], latest["holds"], new, stable)
         now = self.now_ms()
+        due = latest["step_started_ms"] + policy.step_interval_ms * (latest["holds"] + 1)
         latest["history"] = [*latest["history"], {
-            "at_ms": now, "step": latest["step"] + 1, "percentage": percentage,
+            "at_ms": now, "due_ms": due, "step": latest["step"] + 1, "percentage": percentage,
             "verdict": decision.verdict.value, "reason": decision.reason,
             "new": asdict(new), "stable": None if stable is None else asdict(stable),
         }][-KEEP_HISTORY:]  # fmt: skip
