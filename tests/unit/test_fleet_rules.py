@@ -210,3 +210,29 @@ SETTINGS = FleetSettings.of(
 )
 def test_customer_routing(host: str, path: str, found: tuple[str, str] | None) -> None:
     assert match(host, path, SETTINGS) == found
+
+
+FLEET_PATHS = ("/api/workers", "/api/fleet", "/api/monitor", "/api/templates", "/api/deploy",
+               "/api/scale")  # fmt: skip
+
+
+def test_every_fleet_route_needs_a_cloudflare_scope() -> None:
+    from api.app import create_app
+
+    app = create_app(lambda scope: None)  # type: ignore[arg-type,return-value]
+    guarded = {"require_cloudflare_read_or_cloudflare_admin", "require_cloudflare_admin"}
+    seen = 0
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if path.startswith(FLEET_PATHS):
+            seen += 1
+            names = {d.call.__name__ for d in route.dependant.dependencies}  # type: ignore[attr-defined]
+            assert names & guarded, f"{path} needs cloudflare:read or cloudflare:admin"
+    assert seen >= 20
+
+
+def test_the_fleet_vars_are_read_on_cloudflare() -> None:
+    from fleet.settings import VARS as FLEET_VARS
+    from settings import VARS
+
+    assert FLEET_VARS <= VARS  # cloudflare_adapters.services reads only these names
