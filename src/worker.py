@@ -43,6 +43,11 @@ class ObjectAddress:
     name: str
 
 
+async def no_customers(host: str, path: str, services: Services) -> None:
+    """A worker without customer Workers: every request is its own."""
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerDefinition:
     create_app: Callable[[ServicesProvider], Any]
@@ -53,7 +58,9 @@ class WorkerDefinition:
     websocket_route: Callable[[str, Services], Awaitable[ObjectAddress | None]]
     # Whether a request (Host, path) is for a customer's Worker: where to send it, a miss (an
     # unknown subdomain of the customer domain: 404), or None (apiary's own request).
-    customer_route: Callable[[str, str, Services], Awaitable[CustomerRoute | CustomerMiss | None]]
+    customer_route: Callable[
+        [str, str, Services], Awaitable[CustomerRoute | CustomerMiss | None]
+    ] = no_customers
 
 
 async def websocket_route(path: str, services: Services) -> ObjectAddress | None:

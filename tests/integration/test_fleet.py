@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.account_client import ACCOUNT_ID, wait_until, write_worker
-from tests.fleet_client import BAD, GOOD, Fleet, fleet_server
+from tests.fleet_client import BAD, GOOD, Fleet, code, fleet_server
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +126,25 @@ def test_a_bad_version_is_rolled_back_within_the_first_step(fleet: Fleet) -> Non
 
 
 @pytest.mark.timeout(120)
+def test_a_health_change_alerts_once(fleet: Fleet) -> None:
+    fleet.create("flaky")
+    healthy(fleet, "flaky")
+    fleet.ok(fleet.api.put("/api/workers/flaky", json=code(BAD, "bad")))  # deployed at once
+    for _ in range(2):
+        checked = fleet.ok(fleet.api.post("/api/workers/flaky/health_check"))
+        assert checked["status"] == "unhealthy"
+    alert = fleet.wait_alert("worker_unhealthy")
+    assert (alert["apiary"]["worker"], alert["apiary"]["reason"]) == (
+        "flaky", "/health answered 500",
+    )  # fmt: skip
+    time.sleep(0.3)
+    assert len([a for a in fleet.alerts_of("worker_unhealthy")
+                if a["apiary"]["worker"] == "flaky"]) == 1  # fmt: skip
+    changes = fleet.ok(fleet.api.get("/api/workers/flaky"))["health"]["changes"]
+    assert [c["to_status"] for c in changes] == ["unhealthy", "healthy"]
+
+
+@pytest.mark.timeout(120)
 def test_usage_after_a_poll_counts_requests_errors_and_cost(fleet: Fleet) -> None:
     fleet.create("metered")
     healthy(fleet, "metered")  # its first health check is one request too
@@ -139,7 +158,7 @@ def test_usage_after_a_poll_counts_requests_errors_and_cost(fleet: Fleet) -> Non
     # the published prices (Workers Paid): $0.30 per million requests, $0.02 per million CPU ms
     assert totals["cost_usd"] > 0
     expected = 201 * 0.30 / 1e6 + totals["cpu_time_ms"] * 0.02 / 1e6
-    assert totals["cost_usd"] == pytest.approx(expected, rel=1e-6)
+    assert totals["cost_usd"] == pytest.approx(expected, abs=1e-9)  # rounded to 1e-9 USD
     [today] = usage["rows"]
     assert today["requests"] == 201
     weekly = fleet.ok(fleet.api.get("/api/workers/metered/usage", params={"period": "weekly"}))
@@ -240,6 +259,30 @@ def test_customer_workers_by_subdomain_share_nothing(fleet: Fleet) -> None:
     assert "shares no bindings" in refused.json()["error"]["message"]
     listed = fleet.ok(fleet.api.get("/api/workers", params={"customer_id": "cus-a"}))["workers"]
     assert [w["name"] for w in listed] == ["cust-shop-a"]
+
+
+@pytest.mark.timeout(120)
+def test_a_customer_worker_is_held_to_its_subrequest_limit(fleet: Fleet) -> None:
+    fetcher = """export default {
+      async fetch(request, env) {
+        for (let i = 0; i < 2; i++) await fetch(env.HOME + "/health");
+        return new Response("fetched twice");
+      },
+    };"""
+    template = {"name": "fetcher", "type": "customer", "main_module": "f.js",
+                "modules": {"f.js": fetcher}}  # fmt: skip
+    fleet.ok(fleet.api.post("/api/templates", json=template), 201)
+    for subdomain, cap in (("one-fetch", 1), ("two-fetches", 2)):
+        configuration = {"vars": {"HOME": fleet.server.url}, "subrequest_limit": cap,
+                         "cpu_limit_ms": 5000}  # fmt: skip
+        body = {"customer_id": "cus-f", "subdomain": subdomain, "template": "fetcher",
+                "configuration": configuration}  # fmt: skip
+        fleet.ok(fleet.api.post("/api/deploy/customer-worker", json=body), 201)
+    capped = fleet.account.client.get(f"{fleet.server.url}/customers/one-fetch/")
+    assert capped.status_code == 502
+    assert capped.json()["error"]["code"] == "customer_worker_failed"
+    allowed = fleet.account.client.get(f"{fleet.server.url}/customers/two-fetches/")
+    assert (allowed.status_code, allowed.text) == (200, "fetched twice")
 
 
 @pytest.mark.timeout(120)

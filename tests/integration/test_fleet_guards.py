@@ -73,6 +73,20 @@ def test_a_good_version_is_promoted_through_every_step_across_a_crash(fleet: Fle
 
 
 @pytest.mark.timeout(120)
+def test_an_aborted_rollout_goes_back_to_stable(fleet: Fleet) -> None:
+    three = fleet.new_version("promo", GOOD, "three")
+    spec = {"version_id": three, "steps": [50, 100], "step_interval_s": 3600}
+    fleet.ok(fleet.api.post("/api/workers/promo/rollouts", json=spec), 201)
+    fleet.wait_rollout("promo", lambda r: r["phase"] == "observing")
+    assert "three" in {fleet.worker("promo").text for _ in range(40)}  # at 50%
+    fleet.ok(fleet.api.delete("/api/workers/promo/rollouts"), 202)
+    done = fleet.wait_rollout("promo", lambda r: r["status"] != "running")
+    assert (done["status"], done["reason"]) == ("aborted", "aborted by tests")
+    assert {fleet.worker("promo").text for _ in range(20)} == {"one"}
+    assert fleet.api.delete("/api/workers/promo/rollouts").status_code == 409
+
+
+@pytest.mark.timeout(120)
 def test_a_limit_at_85_percent_warns_and_alerts_once(fleet: Fleet) -> None:
     scripts = len(fleet.account.client.get(
         f"{fleet.account.api}/accounts/{ACCOUNT_ID}/workers/scripts",
