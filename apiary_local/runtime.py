@@ -42,11 +42,14 @@ DEFAULT_EGRESS_ALLOW = "loopback"
 def local_defaults(values: dict[str, str], *, port: int, state_dir: Path) -> dict[str, str]:
     """Zero configuration: what apiary dev stands in for when it is not configured. An unset
     `CF_API_BASE` is apiary dev's own account API, an unset `CF_API_TOKEN` its generated local
-    token, an unset `CF_ACCOUNT_ID` the local account's id. Set values are kept."""
+    token, an unset `CF_ACCOUNT_ID` the local account's id, an unset `WORKERS_URL` the local
+    account's Worker hosts. Set values are kept."""
     filled = dict(values)
     filled["CF_ACCOUNT_ID"] = values.get("CF_ACCOUNT_ID") or DEFAULT_ACCOUNT_ID
     filled["CF_API_BASE"] = values.get("CF_API_BASE") or f"http://127.0.0.1:{port}/client/v4"
     filled["CF_API_TOKEN"] = values.get("CF_API_TOKEN") or local_token.load_or_create(state_dir)
+    # The local account's Workers are addressed by Host: {script}.localhost:{port}.
+    filled["WORKERS_URL"] = values.get("WORKERS_URL") or f"http://{{name}}.localhost:{port}"
     filled[EGRESS] = values.get(EGRESS) or DEFAULT_EGRESS_ALLOW
     return filled
 

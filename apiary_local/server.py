@@ -1,5 +1,8 @@
 """The local runtime's front door: the ASGI app uvicorn serves on 127.0.0.1:8787.
 
+- Requests for a customer's Worker (`{subdomain}.CUSTOMER_DOMAIN`, or `/CUSTOMER_PATH_PREFIX/
+  {subdomain}/...`), as the worker's `customer_route` decides: through the local dispatcher
+  (`apiary_local.customer_dispatch`) to the customers namespace; an unknown subdomain is 404.
 - Requests for a deployed Worker of the local account (Host `{script}.localhost`, or from a
   dispatcher): `apiary_local.account.router`. These are public, as on workers.dev.
 - `/__meter` (GET; POST `/__meter/reset`): the meter.
@@ -23,8 +26,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from apiary_local import local_guard
+from apiary_local.customer_dispatch import LocalCustomerDispatch
 from apiary_local.runtime import LocalRuntime
 from durable.base import ObjectRequest
+from fleet.customers import CustomerMiss
 from logs import get_logger
 
 log = get_logger("server")
@@ -73,12 +78,15 @@ class LocalServer:
     def __init__(self, runtime: LocalRuntime, *, port: int = 8787) -> None:
         self.runtime = runtime
         self.port = port
+        self.customers = LocalCustomerDispatch(runtime.account, port=port)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
+        elif await self._customer(scope, receive, send):
+            pass
         elif self.runtime.account.router.claims(scope):
             await self.runtime.account.router(scope, receive, send)
         elif scope["path"] == "/__meter" or scope["path"].startswith("/__meter/"):
@@ -90,6 +98,22 @@ class LocalServer:
         elif not await self._asset(scope, send):
             self.runtime.meter.count("worker_requests")
             await self.runtime.app(scope, receive, send)
+
+    async def _customer(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
+        """Serve a customer Worker's request if it is one (True); apiary's Worker decides."""
+        host = local_guard.header(scope, b"host") or ""
+        route = await self.runtime.definition.customer_route(
+            host, scope["path"], self.runtime.services
+        )
+        if route is None:
+            return False
+        self.runtime.meter.count("worker_requests")
+        if isinstance(route, CustomerMiss):
+            message = f"no customer Worker at {route.subdomain}"
+            await _send_json(send, 404, {"error": {"code": "not_found", "message": message}})
+        else:
+            await self.customers(route, scope, receive, send)
+        return True
 
     async def _asset(self, scope: dict[str, Any], send: Any) -> bool:
         """Serve a static asset if the request is one's (True), as Cloudflare does before the

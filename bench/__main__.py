@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # as pytest's pythonpath
 
-from bench import account, browser, cron, dashboard, health, swarms, tasks
+from bench import account, browser, cron, dashboard, fleet, health, swarms, tasks
 
 BENCHMARKS = {
     "health": health.run,
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "browser": browser.run,
     "dashboard": dashboard.run,
     "account": account.run,
+    "fleet": fleet.run,
 }
 
 

@@ -22,7 +22,7 @@ expect_bindings() {  # $1 = env flag value, rest = expected binding names
   echo "wrangler deploy --dry-run --env='$env': ok ($*; $(grep -oE "Read [0-9]+ files" <<<"$out" | head -1) of assets)"
 }
 
-bindings=(ASSETS DB RATE_LIMITER SERVER_REGISTRY SERVER_INSTANCE TASK_MANAGER JOB_RUNNER SWARMS BROWSER_TEST_RUNS BROWSER_LIMITS ARTIFACTS ENVIRONMENT CORS_ORIGINS PUBLIC_URL BACKEND_BASE)
+bindings=(ASSETS DB RATE_LIMITER SERVER_REGISTRY SERVER_INSTANCE TASK_MANAGER JOB_RUNNER SWARMS BROWSER_TEST_RUNS BROWSER_LIMITS WORKER_HEALTH WORKER_ROLLOUTS FLEET_WATCH CUSTOMERS ARTIFACTS ENVIRONMENT CORS_ORIGINS PUBLIC_URL BACKEND_BASE CUSTOMER_DOMAIN)
 expect_bindings "" "${bindings[@]}"
 # Every module under src/ must be in the bundle Cloudflare would run.
 missing="$(cd src && find . -name '*.py' -not -path '*/__pycache__/*' | while read -r f; do

@@ -3,6 +3,8 @@
 https://developers.cloudflare.com/workers/languages/python/basics . HTTP goes to the FastAPI
 app through the SDK's ASGI adapter. WebSocket upgrades never do (its WebSocket path is not
 hibernatable and gets an empty env): they go straight to the Durable Object that owns them.
+A request for a customer's Worker (`WORKER.customer_route`: `{subdomain}.CUSTOMER_DOMAIN`)
+goes through the `dispatch_namespaces` binding (`cloudflare_adapters.dispatch`).
 """
 
 import json
@@ -14,9 +16,11 @@ from workers import Response, WorkerEntrypoint
 import correlation
 from api.edge import body_refusal
 from api.errors import error_body
+from cloudflare_adapters.dispatch import dispatch
 from cloudflare_adapters.services import services_from_env
 from cloudflare_adapters.shell import durable_object_class
 from cron.dispatch import ScheduledEvent
+from fleet.customers import CustomerMiss
 from logs import configure
 from worker import WORKER
 
@@ -56,8 +60,29 @@ def _refused_body(request: Any) -> Response | None:
         correlation.reset(token)
 
 
+async def _customer(env: Any, request: Any) -> Any:
+    """The customer Worker's answer when the request is for one, else None."""
+    parts = urlsplit(request.url)
+    host = request.headers.get("host") or parts.netloc
+    route = await WORKER.customer_route(host, parts.path, services_from_env(env))
+    if route is None:
+        return None
+    if isinstance(route, CustomerMiss):
+        return _json(404, "not_found", f"no customer Worker at {route.subdomain}")
+    try:
+        answer = await dispatch(env, route, request)
+    except Exception:
+        return _json(502, "customer_worker_failed", "the customer's Worker failed")
+    if answer is None:
+        return _json(404, "not_found", f"no customer Worker at {route.path}")
+    return answer
+
+
 class Default(WorkerEntrypoint):
     async def fetch(self, request: Any) -> Any:  # a workers.Response or a JS one
+        customer = await _customer(self.env, request)
+        if customer is not None:
+            return customer
         if (request.headers.get("upgrade") or "").lower() == "websocket":
             path = urlsplit(request.url).path
             address = await WORKER.websocket_route(path, services_from_env(self.env))
@@ -92,3 +117,6 @@ SwarmCoordinator = durable_object_class(
 )
 BrowserTestRun = durable_object_class("BrowserTestRun", WORKER.durable_objects["BrowserTestRun"])
 BrowserLimits = durable_object_class("BrowserLimits", WORKER.durable_objects["BrowserLimits"])
+WorkerHealth = durable_object_class("WorkerHealth", WORKER.durable_objects["WorkerHealth"])
+WorkerRollout = durable_object_class("WorkerRollout", WORKER.durable_objects["WorkerRollout"])
+FleetWatch = durable_object_class("FleetWatch", WORKER.durable_objects["FleetWatch"])

@@ -1,13 +1,18 @@
 """Domain errors. Each becomes an HTTP or WebSocket error exactly once, at the edge."""
 
+from typing import Any
+
 
 class ApiaryError(Exception):
     status = 500
     code = "internal"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.details = details  # extra fields of the error body (plain JSON values)
         if code is not None:
             self.code = code
 
@@ -49,3 +54,11 @@ class RateLimited(ApiaryError):
 class Unavailable(ApiaryError):
     status = 503
     code = "unavailable"
+
+
+class Upstream(ApiaryError):
+    """A service apiary depends on (Cloudflare's API) refused or failed: a 502 whose `details`
+    carry what it answered (`upstream: {status, code, message}`), never a stack trace."""
+
+    status = 502
+    code = "upstream_error"

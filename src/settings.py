@@ -27,6 +27,19 @@ VARS = frozenset(
         "BROWSER_MAX_CONCURRENCY",
         "BROWSER_REQUESTS_PER_MINUTE",
         "EGRESS_ALLOW",
+        # fleet management (fleet.settings)
+        "FLEET_HEALTH_INTERVAL_S",
+        "FLEET_HEALTH_BUCKET_S",
+        "FLEET_HEALTH_TIMEOUT_S",
+        "CF_PLAN",
+        "FLEET_SCRIPT_LIMIT",
+        "FLEET_DAILY_REQUEST_LIMIT",
+        "WORKERS_URL",
+        "WORKERS_SUBDOMAIN",
+        "CUSTOMER_DOMAIN",
+        "CUSTOMER_PATH_PREFIX",
+        "CUSTOMER_NAMESPACE",
+        "FLEET_COMPATIBILITY_DATE",
     }
 )
 SECRETS = frozenset(

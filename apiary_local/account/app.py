@@ -2,7 +2,8 @@
 Host, own Origin, bearer token, body cap; see `apiary_local.local_guard`), then the routes.
 
     /client/v4/accounts/{account_id}/workers/...         scripts, versions, deployments,
-                                                        subdomains, services, namespaces
+                                                        subdomains, services, namespaces,
+                                                        observability's telemetry query
     /client/v4/accounts/{account_id}/browser-rendering/  the Browser Rendering subset
     /client/v4/graphql                                   GraphQL analytics
 
@@ -23,7 +24,7 @@ from starlette.routing import Route, Router
 from starlette.types import Scope
 
 from apiary_local import local_guard
-from apiary_local.account import namespaces_api, scripts_api, versions_api
+from apiary_local.account import namespaces_api, scripts_api, telemetry_api, versions_api
 from apiary_local.account.context import AccountContext
 from apiary_local.account.envelope import (
     AUTHENTICATION,
@@ -82,6 +83,7 @@ class AccountApi:
                 *versions_api.routes(ctx, f"{workers}/scripts"),
                 *namespaces_api.routes(ctx, namespaces),
                 *scripts_api.routes(ctx, f"{namespaces}/{{namespace}}/scripts"),
+                *telemetry_api.routes(ctx, f"{workers}/observability"),
             ],
             default=self._not_found,
         )

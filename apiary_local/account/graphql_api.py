@@ -6,9 +6,10 @@ argument or filter this subset does not have is a GraphQL error in GraphQL's sha
 made-up number. As Cloudflare does, a variable may be declared as `string` or `Time` wherever
 either is expected (the documented examples do), so variable positions are not type-checked.
 
-Locally workerd does not measure CPU time per request, so `cpuTime` quantiles are the wall
-time of the invocation (an upper bound of its CPU time); answers that include them carry an
-`extensions.apiary` note saying so. Quantiles are in microseconds, as Cloudflare's are.
+Locally workerd does not measure CPU time per request, so `cpuTime` quantiles and the
+`cpuTimeUs` sum are the wall time of the invocations (an upper bound of their CPU time); answers
+that include them carry an `extensions.apiary` note saying so. Quantiles are in
+microseconds, as Cloudflare's are.
 https://developers.cloudflare.com/analytics/graphql-api/tutorials/querying-workers-metrics/
 """
 
@@ -51,8 +52,8 @@ QUANTILES = {
     "P999": 0.999,
 }
 CPU_NOTE = (
-    "cpuTime quantiles are wall time: the local workerd does not report CPU time per "
-    "invocation, so these are upper bounds of CPU time"
+    "cpuTime quantiles and cpuTimeUs are wall time: the local workerd does not report CPU "
+    "time per invocation, so these are upper bounds of CPU time"
 )
 # dimension -> its value for an invocation
 _BUCKETS: dict[str, Callable[[InvocationRow], str]] = {
@@ -67,7 +68,7 @@ _BUCKETS: dict[str, Callable[[InvocationRow], str]] = {
     "status": lambda r: r.status,
     "dispatchNamespaceName": lambda r: r.namespace,
 }
-_SUMS = ("requests", "errors", "subrequests", "wallTime")
+_SUMS = ("requests", "errors", "subrequests", "wallTime", "cpuTimeUs")
 _ORDER_VALUES = "\n".join(
     f"  {name}_{direction}"
     for name in [*_BUCKETS, *(f"sum_{s}" for s in _SUMS)]
@@ -131,6 +132,7 @@ type AccountWorkersInvocationsAdaptiveSum {{
   errors: uint64!
   subrequests: uint64!
   wallTime: uint64!
+  cpuTimeUs: uint64!
 }}
 
 type AccountWorkersInvocationsAdaptiveQuantiles {{
@@ -224,6 +226,7 @@ def _group(rows: list[InvocationRow], dimensions: list[str]) -> dict[str, Any]:
             "errors": sum(1 for r in rows if r.status in ERROR_STATUSES),
             "subrequests": sum(r.subrequests for r in rows),
             "wallTime": round(sum(walls)),
+            "cpuTimeUs": round(sum(walls)),  # wall time: see CPU_NOTE
         },
         "quantiles": quantiles,
     }
@@ -272,7 +275,9 @@ class Analytics:
         if until is not None and "datetime_leq" in where:
             until += 999 if until % 1000 == 0 else 0
         dimensions = list(dict.fromkeys(_subfields(info, "dimensions")))
-        if any(q.startswith("cpuTime") for q in _subfields(info, "quantiles")):
+        if any(q.startswith("cpuTime") for q in _subfields(info, "quantiles")) or (
+            "cpuTimeUs" in _subfields(info, "sum")
+        ):
             info.context["cpu_note"] = True
         rows = [
             r for r in self.invocations.select(since_ms=since, until_ms=until) if _matches(r, where)

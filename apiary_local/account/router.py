@@ -8,7 +8,9 @@ and is recorded in the invocation log as soon as its answer is written, before t
 yields: a client that has its answer and then asks GraphQL finds it counted.
 
 Limits: an invocation that has not answered within its version's `limits.cpu_ms` (default
-30 s) of wall time ends as `exceededResources` with Cloudflare's error 1102 (HTTP 503); the
+30 s) of wall time, or the `cpuMs` a dispatcher set (`get(name, {}, {limits})`, sent by the
+wrapper as `x-apiary-dispatch-limits` with `subRequests`, which the wrapper enforces), ends as
+`exceededResources` with Cloudflare's error 1102 (HTTP 503); the
 clock is the wall clock because workerd gives its host no CPU time. If workerd is then stuck
 (a Worker that loops never yields its isolate, and workerd runs every isolate on one thread)
 the runner is restarted. A Worker that throws answers error 1101 (HTTP 500) and is recorded
@@ -51,6 +53,27 @@ HOP_BY_HOP = frozenset(
 )  # fmt: skip
 PING_TIMEOUT_S = 1.0
 WORKER_BODY_LIMIT = 100 * 1024 * 1024  # Cloudflare's request body limit (Free and Pro)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchLimits:
+    cpu_ms: int | None = None
+    subrequests: int | None = None
+
+
+def dispatch_limits(raw: str | None) -> DispatchLimits:
+    """A dispatcher's `{cpuMs, subRequests}` (anything unreadable sets no limit)."""
+    try:
+        limits = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        return DispatchLimits()
+    if not isinstance(limits, dict):
+        return DispatchLimits()
+    cpu, sub = limits.get("cpuMs"), limits.get("subRequests")
+    return DispatchLimits(
+        cpu if type(cpu) is int and cpu > 0 else None,
+        sub if type(sub) is int and sub >= 0 else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +175,11 @@ class WorkerRouter:
             body = await local_guard.read_body(receive, scope, WORKER_BODY_LIMIT)
         except local_guard.BodyTooLarge:
             return _text(413, "error code: 413"), None
+        limits = DispatchLimits()
+        if dispatch is not None:  # only a dispatcher (holding the token) sets limits
+            limits = dispatch_limits(local_guard.header(scope, b"x-apiary-dispatch-limits"))
         return await self._forward(
-            scope, body, namespace, script, route, version_id, dispatch is not None
+            scope, body, namespace, script, route, version_id, dispatch is not None, limits
         )
 
     async def _forward(
@@ -165,17 +191,20 @@ class WorkerRouter:
         route: Route,
         version_id: str,
         from_dispatcher: bool,
+        limits: DispatchLimits,
     ) -> tuple[Answer, Invocation]:
         if self._recovering is not None:
             await self._recovering.wait()  # workerd may be stuck: wait for the check
         ray = new_ray()
         started_ms = int(time.time() * 1000)
         started = time.perf_counter()
-        limit_s = route.get(version_id).limit_ms / 1000
+        limit_ms = route.get(version_id).limit_ms
+        if limits.cpu_ms is not None:
+            limit_ms = min(limit_ms, limits.cpu_ms)
         exception: dict[str, str] | None = None
         try:
-            async with asyncio.timeout(limit_s):
-                response = await self._send(scope, body, ray, version_id)
+            async with asyncio.timeout(limit_ms / 1000):
+                response = await self._send(scope, body, ray, version_id, limits.subrequests)
             outcome = response.header(b"x-apiary-outcome")
             if outcome == "exception":
                 status = THREW
@@ -203,7 +232,12 @@ class WorkerRouter:
         return answer, invocation
 
     async def _send(
-        self, scope: dict[str, Any], body: bytes, ray: str, version_id: str
+        self,
+        scope: dict[str, Any],
+        body: bytes,
+        ray: str,
+        version_id: str,
+        subrequests: int | None = None,
     ) -> UpstreamResponse:
         url = self.service.runner.gateway_url
         if url is None:
@@ -223,6 +257,8 @@ class WorkerRouter:
             (b"x-apiary-target", ("v" + version_id.replace("-", "")).encode()),
             (b"x-apiary-token", self.service.runner.gateway_token.encode()),
         ]
+        if subrequests is not None:
+            headers.append((b"x-apiary-subrequest-limit", str(subrequests).encode()))
         query = scope.get("query_string", b"")
         target = scope.get("raw_path") or scope["path"].encode()
         if query:

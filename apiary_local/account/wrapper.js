@@ -4,7 +4,9 @@
 // dispatch-namespace calls) and the exception, including those of waitUntil() work, and
 // reports them once everything has settled. It also gives the Worker its dispatch-namespace
 // bindings: miniflare's own option needs Cloudflare, so `env.NAME.get(script).fetch()` goes
-// back to apiary dev's router, which runs that namespace's script like any other Worker.
+// back to apiary dev's router, which runs that namespace's script like any other Worker; the
+// limits of `get(script, args, {limits: {cpuMs, subRequests}})` go with it (the router holds
+// the invocation to cpuMs of wall time, this wrapper counts its subrequests against the cap).
 // Bindings whose names start with __APIARY_ are apiary's and are taken out of `env`.
 import { AsyncLocalStorage } from "node:async_hooks";
 import * as user from "__MAIN__";
@@ -16,9 +18,19 @@ const realFetch = globalThis.fetch;
 const MAX_REPORTS = 10000;
 const reports = [];
 
-globalThis.fetch = function fetch(input, init) {
+const SUBREQUEST_LIMIT = "x-apiary-subrequest-limit";
+
+function countSubrequest() {
   const current = invocation.getStore();
-  if (current) current.subrequests += 1;
+  if (!current) return;
+  current.subrequests += 1;
+  if (current.subrequestLimit !== null && current.subrequests > current.subrequestLimit) {
+    throw new Error("Too many subrequests.");
+  }
+}
+
+globalThis.fetch = function fetch(input, init) {
+  countSubrequest();
   return realFetch.call(globalThis, input, init);
 };
 
@@ -53,15 +65,16 @@ function describe(error) {
 
 function dispatchNamespace(router, token, namespace) {
   return {
-    get(name) {
+    get(name, args, options) {
+      const limits = options && options.limits ? options.limits : null;
       return {
         async fetch(input, init) {
           const request = new Request(input, init);
           const headers = new Headers(request.headers);
           headers.set("x-apiary-dispatch", `${namespace}/${name}`);
           headers.set("x-apiary-dispatch-token", token);
-          const current = invocation.getStore();
-          if (current) current.subrequests += 1;
+          if (limits) headers.set("x-apiary-dispatch-limits", JSON.stringify(limits));
+          countSubrequest();
           const response = await router.fetch(new Request(request, { headers }));
           const outcome = response.headers.get("x-apiary-outcome");
           if (outcome === "not-found") throw new Error(`Worker not found: ${name}`);
@@ -108,8 +121,18 @@ async function settle(store) {
   }
 }
 
-async function track(request, env, ctx, run) {
-  const store = { subrequests: 0, logs: [], exception: null, waits: [] };
+// The subrequest cap a dispatcher set, taken off the request the Worker sees.
+function limited(request) {
+  const cap = request.headers.get(SUBREQUEST_LIMIT);
+  if (cap === null) return { request, limit: null };
+  const headers = new Headers(request.headers);
+  headers.delete(SUBREQUEST_LIMIT);
+  return { request: new Request(request, { headers }), limit: Number(cap) };
+}
+
+async function track(original, env, ctx, run) {
+  const { request, limit } = limited(original);
+  const store = { subrequests: 0, subrequestLimit: limit, logs: [], exception: null, waits: [] };
   const tracked = new Proxy(ctx, {
     get(target, key) {
       if (key === "waitUntil") {
@@ -133,7 +156,7 @@ async function track(request, env, ctx, run) {
   };
   let response;
   try {
-    response = await invocation.run(store, () => run(tracked));
+    response = await invocation.run(store, () => run(tracked, request));
   } catch (error) {
     // workerd drops the waitUntil() work of an invocation that threw: report now.
     store.exception = describe(error);
@@ -168,7 +191,7 @@ if (typeof inner === "function" && typeof inner.prototype?.fetch === "function")
     fetch(request) {
       const reportsAnswer = collected(request, this.__apiaryEnv);
       if (reportsAnswer) return reportsAnswer;
-      return track(request, this.__apiaryEnv, this.__apiaryCtx, () => super.fetch(request));
+      return track(request, this.__apiaryEnv, this.__apiaryCtx, (_, seen) => super.fetch(seen));
     }
   };
 } else if (inner && typeof inner.fetch === "function") {
@@ -177,8 +200,8 @@ if (typeof inner === "function" && typeof inner.prototype?.fetch === "function")
     fetch(request, env, ctx) {
       const reportsAnswer = collected(request, env);
       if (reportsAnswer) return reportsAnswer;
-      return track(request, env, ctx, (tracked) =>
-        inner.fetch.call(inner, request, userEnv(env), tracked),
+      return track(request, env, ctx, (tracked, seen) =>
+        inner.fetch.call(inner, seen, userEnv(env), tracked),
       );
     },
   };

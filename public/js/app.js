@@ -27,6 +27,7 @@ const ROUTES = [
   [/^\/browser$/, "browser"],
   [/^\/browser\/(btr_[0-9A-Z]{26})$/, "browser_run"],
   [/^\/fleet$/, "fleet"],
+  [/^\/fleet\/([a-z0-9][a-z0-9_-]{0,62})$/, "fleet_worker"],
   [/^\/signin$/, "signin", { public: true }],
   [/^\/signout$/, "signout", { public: true }],
 ];

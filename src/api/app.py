@@ -9,6 +9,7 @@ from api import (
     browser_tests,
     cron,
     errors,
+    fleet,
     health,
     overview,
     servers,
@@ -16,6 +17,7 @@ from api import (
     swarms,
     tasks,
     whoami,
+    workers,
 )
 from api.cors import CorsMiddleware
 from api.edge import EdgeMiddleware
@@ -27,8 +29,10 @@ from version import VERSION
 
 DESCRIPTION = """
 apiary coordinates distributed work: backend servers and their tasks, device swarms, scheduled
-jobs and browser checks. Every error is `{"error": {"code", "message", "correlation_id"}}`;
-every response carries `X-Correlation-ID`. Authenticate with `Authorization: Bearer <JWT>`.
+jobs, browser checks and a fleet of Cloudflare Workers (deploys, versions, health-gated
+rollouts, health, usage and cost).
+Every error is `{"error": {"code", "message", "correlation_id"}}`; every response carries
+`X-Correlation-ID`. Authenticate with `Authorization: Bearer <JWT>`.
 
 **Backend contract.** apiary dispatches a task with `POST {server url}/tasks`
 (`{id, type, payload, attempt, lease_id, timeout_s, callback_url}`, header `X-Apiary-Lease`);
@@ -61,6 +65,8 @@ def create_app(services: ServicesProvider, jobs: JobTable = JOBS) -> FastAPI:
     app.include_router(cron.router)
     app.include_router(swarms.router)
     app.include_router(browser_tests.router)
+    app.include_router(workers.router)
+    app.include_router(fleet.router)
     # Added last = outermost: the edge sees every request and response.
     app.add_middleware(ETagMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -18,7 +18,8 @@ from clock import rfc3339
 from durable.browser_limits import BrowserLimitsClient
 from durable.browser_test_run import BrowserTestRunClient
 from egress import require_allowed
-from errors import NotFound
+from errors import InvalidInput, NotFound
+from fleet import inventory
 from ids import looks_like, new_id
 from ports import first, query
 from services import Services
@@ -27,7 +28,7 @@ router = APIRouter(tags=["browser tests"])
 READ = Depends(require(Scope.BROWSER_TESTS_READ))
 WRITE = Depends(require(Scope.BROWSER_TESTS_WRITE))
 COLUMNS = (
-    "id, test_type, target_url, status, assertions, duration_ms, error, screenshot_key,"
+    "id, test_type, target_url, worker, status, assertions, duration_ms, error, screenshot_key,"
     " suite_run_id, suite_name, created_at, started_at, completed_at"
 )
 
@@ -36,7 +37,18 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "assertions": json.loads(row["assertions"] or "[]")}
 
 
+async def _target(services: Services, test: BrowserTestIn) -> BrowserTestIn:
+    """A check of a managed Worker runs against the Worker's URL."""
+    if test.worker is None:
+        return test
+    row = await inventory.require(services.database, test.worker)
+    if not row["url"]:
+        raise InvalidInput(f"the Worker {test.worker!r} has no URL to check")
+    return test.model_copy(update={"target_url": row["url"]})
+
+
 async def _start(services: Services, test: BrowserTestIn, **suite: str) -> dict[str, Any]:
+    test = await _target(services, test)
     require_allowed(services.config, test.urls())
     run_id = new_id(services.clock.now_ms(), prefix="btr_")
     spec = {"id": run_id, **test.model_dump(mode="json"), **suite}
@@ -122,7 +134,7 @@ async def run_suite(
     suite_run_id = new_id(services.clock.now_ms(), prefix="btr_")
     await services.database.execute(
         f"INSERT INTO browser_test_runs ({COLUMNS}, version) VALUES"
-        " (?, 'suite', '', 'running', '[]', NULL, NULL, NULL, NULL, ?, ?, NULL, NULL, 1)",
+        " (?, 'suite', '', NULL, 'running', '[]', NULL, NULL, NULL, NULL, ?, ?, NULL, NULL, 1)",
         suite_run_id,
         body.suite_name,
         rfc3339(services.clock.now()),

@@ -64,7 +64,9 @@ def install(app: FastAPI) -> None:
             headers["Retry-After"] = str(exc.retry_after_s)
         if isinstance(exc, Unauthorized):
             headers["WWW-Authenticate"] = 'Bearer realm="apiary"'
-        return error_response(exc.status, exc.code, exc.message, headers or None)
+        return error_response(
+            exc.status, exc.code, exc.message, headers or None, **(exc.details or {})
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,10 +1,11 @@
 """`GET /api/overview`: what the dashboard's first page shows, in one request from D1 alone.
 
 Health and its checks, counts of the last 24 hours, and the latest failures across tasks,
-cron runs and browser checks. It wakes no Durable Object, so a dashboard left open on the
-overview costs one Worker request per poll and nothing else (with an ETag, a 304 when nothing
-changed). Each section needs the scope its own routes need; a token without it gets
-`{"hidden": "requires scope ..."}` for that section instead.
+cron runs, browser checks and the fleet (Workers gone unhealthy, rollouts rolled back). It
+wakes no Durable Object, so a dashboard left open on the overview costs one Worker request
+per poll and nothing else (with an ETag, a 304 when nothing changed). Each section needs the
+scope its own routes need; a token without it gets `{"hidden": "requires scope ..."}` for
+that section instead.
 """
 
 import json
@@ -20,6 +21,7 @@ from auth import scopes as scope_rules
 from auth.scopes import Scope
 from auth.tokens import Claims
 from clock import rfc3339
+from fleet import inventory
 from ports import Database, query
 from services import Services
 
@@ -71,6 +73,24 @@ async def _browser(db: Database, since: str) -> dict[str, Any]:
     }
 
 
+async def _fleet(db: Database, since: str) -> dict[str, Any]:
+    unhealthy = await query(
+        db,
+        "SELECT worker AS id, worker AS name, to_status AS status, reason AS error, at"
+        " FROM worker_health_events WHERE to_status = 'unhealthy' ORDER BY at DESC LIMIT ?",
+        FAILURES_SHOWN,
+    )
+    rolled_back = await query(
+        db,
+        "SELECT worker AS id, worker AS name, status, reason AS error,"
+        " coalesce(ended_at, updated_at) AS at FROM fleet_rollouts"
+        " WHERE status = 'rolled_back' ORDER BY id DESC LIMIT ?",
+        FAILURES_SHOWN,
+    )
+    failures = sorted(unhealthy + rolled_back, key=lambda f: f["at"] or "", reverse=True)
+    return {"by_status": await inventory.counts(db), "failures": failures[:FAILURES_SHOWN]}
+
+
 async def _swarms(db: Database, since: str) -> dict[str, Any]:
     rows = await query(db, "SELECT count(*) AS n FROM swarms")
     return {"total": rows[0]["n"] if rows else 0}
@@ -81,6 +101,7 @@ SECTIONS = {
     "cron": ((Scope.CRON_RUN,), _cron),
     "browser_tests": ((Scope.BROWSER_TESTS_READ,), _browser),
     "swarms": ((Scope.SWARMS_ADMIN,), _swarms),
+    "fleet": ((Scope.CLOUDFLARE_READ, Scope.CLOUDFLARE_ADMIN), _fleet),
 }
 
 
@@ -112,5 +133,4 @@ async def overview(
         "window_start": since,
         "sections": sections,
         "failures": latest_failures(sections),
-        "fleet": {"hidden": "the fleet is not managed here yet"},
     }

@@ -115,19 +115,25 @@ OPTIONS: dict[str, type[_Options]] = {
 
 
 class BrowserTestIn(BaseModel):
+    """`target_url`, or `worker`: a managed Worker by name, checked at its URL (resolved from
+    the fleet's inventory when the run starts; the run records which Worker)."""
+
     model_config = ConfigDict(extra="forbid")
     test_type: TestType
-    target_url: HttpUrl
+    target_url: HttpUrl | None = None
+    worker: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _options_for_type(self) -> "BrowserTestIn":
+        if (self.target_url is None) == (self.worker is None):
+            raise ValueError("give exactly one of target_url or worker")
         parsed = TypeAdapter(OPTIONS[self.test_type]).validate_python(self.options)
         self.options = parsed.model_dump(mode="json", exclude_none=True)
         login = self.options.get("login")
         if self.test_type == "security_session" and login is not None:
             # The session cookie goes to these pages: they must be the login's own site.
-            site = origin_of(login.get("login_url") or str(self.target_url))
+            site = origin_of(login.get("login_url") or str(self.target_url or ""))
             for name in ("protected_url", "logout_url"):
                 if origin_of(self.options[name]) != site:
                     raise ValueError(f"{name} must be on the login's origin ({site})")
@@ -135,7 +141,7 @@ class BrowserTestIn(BaseModel):
 
     def urls(self) -> list[str]:
         """Every address this check would open (each must pass the egress policy)."""
-        found = [str(self.target_url)]
+        found = [str(self.target_url)] if self.target_url is not None else []
         options, keys = self.options, ("login_url", "protected_url", "logout_url")
         for holder in (options, options.get("login") or {}):
             found += [holder[k] for k in keys if k in holder]

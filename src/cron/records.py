@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from alerts import slack_body
 from clock import rfc3339_ms
 from ports import Statement
 
@@ -99,13 +100,13 @@ def alert_message(
         lines.append(
             f"run {run['id']}, attempt {run['attempt']}, correlation id {run['correlation_id']}"
         )
-    return {
-        "text": "\n".join(lines),
-        "apiary": {
+    return slack_body(
+        "\n".join(lines),
+        {
             "kind": kind,
             "job": job,
             "environment": environment,
             "run_id": None if run is None else run["id"],
             "correlation_id": None if run is None else run["correlation_id"],
         },
-    }
+    )

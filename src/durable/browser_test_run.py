@@ -48,6 +48,7 @@ def view(doc: Doc) -> RunView:
         "id": doc["id"],
         "test_type": doc["test_type"],
         "target_url": doc["target_url"],
+        "worker": doc.get("worker"),
         "status": doc["status"],
         "assertions": doc["assertions"],
         "duration_ms": doc["duration_ms"],

@@ -16,11 +16,11 @@ it alerts `missed`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict
 
+import alerts
 import correlation
 from clock import rfc3339_ms
 from cron import records, runs
@@ -39,8 +39,7 @@ from services import Services
 
 log = get_logger("cron")
 KEEP_FINISHED = 100  # runs kept in the object; D1 keeps the whole history
-ALERT_TRIES = 5  # then the alert is dropped (and logged): a dead webhook must not pile up
-PROJECT, ALERT = "project", "alert"
+PROJECT, ALERT = "project", alerts.KIND
 _ACTIVE = runs.active_statuses()
 
 
@@ -84,8 +83,8 @@ class JobRunner(DurableObjectLogic):
         self.outbox = Outbox(
             self.ctx.storage,
             now_ms=self.now_ms,
-            deliver={PROJECT: self._project, ALERT: self._send_alert},
-            max_tries={ALERT: ALERT_TRIES},
+            deliver={PROJECT: self._project, ALERT: alerts.sender(self.services)},
+            max_tries={ALERT: alerts.TRIES},
         )
 
     # --- storage ---
@@ -147,19 +146,17 @@ class JobRunner(DurableObjectLogic):
             projected = {r["id"] for r in change.runs} | set(change.projections)
             self.outbox.put(*(Effect(f"project:{i}", PROJECT, i) for i in sorted(projected)))
             for notice in change.notices:
-                self.outbox.put(Effect(f"alert:{new_id(self.now_ms())}", ALERT, self._message(
-                    notice)))  # fmt: skip
+                self.outbox.put(alerts.effect(self.now_ms(), self._message(notice)))
 
         storage.transaction(write)
 
-    def _message(self, notice: runs.Notice) -> str:
+    def _message(self, notice: runs.Notice) -> dict[str, Any]:
         state = self._state()
         job = state["job"] if state else "?"
         event(log, logging.WARNING, "cron alert", job=job, kind=notice.kind)
-        body = records.alert_message(
+        return records.alert_message(
             notice.kind, job, self.services.config.environment, notice.run, notice.detail
         )
-        return redact(json.dumps(body))
 
     # --- RPC ---
 
@@ -336,17 +333,6 @@ class JobRunner(DurableObjectLogic):
         run = self._run(run_id)
         if run is not None:
             await self.services.database.batch(records.projection(run, self._attempts(run_id)))
-
-    async def _send_alert(self, body: str) -> None:
-        url = self.services.config.get("SLACK_WEBHOOK_URL")
-        if not url:
-            event(log, logging.WARNING, "alert not sent: SLACK_WEBHOOK_URL is not set")
-            return
-        response = await self.services.http.request(
-            "POST", url, json=json.loads(body), headers={}, timeout_s=10
-        )
-        if response.status >= 300:
-            raise RuntimeError(f"alert webhook answered HTTP {response.status}")
 
     def _prune(self) -> None:
         """Keep the newest finished runs here; D1 has them all."""

@@ -52,6 +52,8 @@ async def dispatch(target: object, method: str, args: list[Any]) -> dict[str, An
         error: dict[str, Any] = {"code": exc.code, "message": exc.message, "status": exc.status}
         if isinstance(exc, errors.RateLimited):
             error["retry_after_s"] = exc.retry_after_s
+        if exc.details:
+            error["details"] = exc.details
         return {"error": error}
 
 
@@ -65,7 +67,8 @@ def unwrap(envelope: Any) -> Any:
     status, code, message = int(error.get("status", 500)), error.get("code"), error["message"]
     if status == errors.RateLimited.status:
         raise errors.RateLimited(message, retry_after_s=int(error.get("retry_after_s", 1)))
-    raise _error_classes().get(status, errors.ApiaryError)(message, code=code)
+    details = error.get("details")
+    raise _error_classes().get(status, errors.ApiaryError)(message, code=code, details=details)
 
 
 class ObjectClient:

@@ -4,6 +4,7 @@ of the local account, and uploads the account refuses as Cloudflare does, storin
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,11 +208,58 @@ def test_graphql_through_the_sdk(account: Account, client: cloudflare.Cloudflare
         cast_to=object,
         body={
             "query": '{ viewer { accounts(filter: {accountTag: "x"}) { '
-            "workersInvocationsAdaptive(limit: 1) { sum { cpuTimeUs } } } } }"
+            "workersInvocationsAdaptive(limit: 1) { sum { clientDisconnects } } } } }"
         },
     )
     assert unsupported["data"] is None
-    assert "cpuTimeUs" in unsupported["errors"][0]["message"]
+    assert "clientDisconnects" in unsupported["errors"][0]["message"]
+
+
+LOGGED = (
+    b"export default { fetch(req) { const path = new URL(req.url).pathname;"
+    b' console.log("serving", path);'
+    b' if (path === "/throw") throw new TypeError("logged broke");'
+    b' return new Response("fine"); } };'
+)
+
+
+def test_the_telemetry_query_through_the_sdk(
+    account: Account, client: cloudflare.Cloudflare
+) -> None:
+    """Workers Observability's query, answered from what workerd's Worker printed and threw."""
+    client.workers.scripts.update(
+        "sdk-logged", account_id=ACCOUNT_ID, metadata=metadata(), files=files(LOGGED)
+    )
+    assert account.get("sdk-logged", "/a").status_code == 200
+    assert account.get("sdk-logged", "/throw").status_code == 500
+    now = time.time() * 1000
+    mine = {"key": "$workers.scriptName", "operation": "eq", "type": "string",
+            "value": "sdk-logged"}  # fmt: skip
+    telemetry = client.workers.observability.telemetry
+    answer = telemetry.query(
+        account_id=ACCOUNT_ID, query_id="adhoc", timeframe={"from": now - 60_000, "to": now},
+        view="invocations", parameters={"filters": [mine]},
+    )  # fmt: skip
+    assert answer.invocations is not None
+    by_outcome = {
+        events[0].workers.outcome: events  # type: ignore[union-attr]
+        for events in answer.invocations.values()
+    }
+    assert set(by_outcome) == {"ok", "exception"}
+    thrown = by_outcome["exception"]
+    assert [e.metadata.message for e in thrown][1] == "serving /throw"
+    assert thrown[-1].metadata.error == "TypeError: logged broke"
+    events = telemetry.query(
+        account_id=ACCOUNT_ID, query_id="adhoc", timeframe={"from": now - 60_000, "to": now},
+        view="events", limit=2, parameters={"filters": [mine]},
+    )  # fmt: skip
+    assert events.events is not None
+    assert len(events.events.events or []) == 2
+    with pytest.raises(cloudflare.BadRequestError, match="not served locally"):
+        telemetry.query(
+            account_id=ACCOUNT_ID, query_id="adhoc", timeframe={"from": 0, "to": now},
+            view="traces",
+        )  # fmt: skip
 
 
 def test_browser_rendering_endpoints(account: Account, client: cloudflare.Cloudflare) -> None:

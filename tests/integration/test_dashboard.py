@@ -4,8 +4,10 @@ console error, no request leaving 127.0.0.1, usable at 375 px), offline /docs, t
 
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ from websockets.sync.client import connect
 
 from apiary_local.browser_engine import chromium_args, chromium_path
 from tests.dashboard_browser import PHONE, first_load_bytes, session_context, sign_in, watch
+from tests.fleet_client import GOOD, Fleet
 from tests.harness import ROOT, DevServer, admin_token
 
 pytestmark = pytest.mark.slow
@@ -201,7 +204,35 @@ def test_join_pages_join_run_chunks_and_the_job_reaches_100_percent(
 
 
 PAGES = ["/", "/swarms", "/swarms/{swarm}", "/tasks", "/tasks/{task}", "/servers", "/cron",
-         "/cron/runs/{run}", "/browser", "/fleet", "/signin", "/join"]  # fmt: skip
+         "/cron/runs/{run}", "/browser", "/fleet", "/fleet/{worker}", "/signin",
+         "/join"]  # fmt: skip
+
+
+def a_fleet(server: DevServer) -> str:
+    """A managed Worker in the middle of a rollout, with usage: real traffic today, and (for
+    the charts: a fresh account has only today) two weeks of earlier days seeded into D1."""
+    fleet = Fleet(server, alerts=None, token=admin_token())  # type: ignore[arg-type]
+    fleet.create("shop-api", label="v1")
+    for i in range(40):
+        fleet.worker("shop-api", "/throw" if i % 8 == 0 else "/")
+    two = fleet.new_version("shop-api", GOOD, "v2")
+    spec = {"version_id": two, "steps": [10, 50, 100], "step_interval_s": 3600}
+    fleet.ok(fleet.api.post("/api/workers/shop-api/rollouts", json=spec), 201)
+    fleet.wait_rollout("shop-api", lambda r: r["phase"] == "observing")
+    fleet.poll_usage()
+    database = sqlite3.connect(server.state / "d1" / "apiary-dev.sqlite")
+    today = datetime.now(UTC).date()
+    with database:
+        for back in range(1, 15):
+            day = (today - timedelta(days=back)).isoformat()
+            requests, errors = 1500 + 120 * (back % 5), 40 + 45 * (back % 4)
+            database.execute(
+                "INSERT INTO worker_usage VALUES ('shop-api', 'daily', ?, ?, ?, 0, ?, ?, ?)",
+                (day, requests, errors, requests * 0.8, requests * 3e-7, day),
+            )
+    database.close()
+    fleet.close()
+    return "shop-api"
 
 
 @pytest.mark.timeout(240)
@@ -213,7 +244,8 @@ def test_every_page_renders_clean_at_desktop_and_phone_width(
         f"{dashboard.url}/api/task", headers=ADMIN, json={"type": "render", "payload": {}}
     )
     trigger = httpx.post(f"{dashboard.url}/trigger", headers=ADMIN, json={"job": "every5min"})
-    ids = {"swarm": swarm_id, "task": task.json()["id"], "run": trigger.json()["runs"][0]["id"]}
+    ids = {"swarm": swarm_id, "task": task.json()["id"], "run": trigger.json()["runs"][0]["id"],
+           "worker": a_fleet(dashboard)}  # fmt: skip
     for name, options in (("desktop", {"viewport": {"width": 1280, "height": 900}}),
                           ("phone", {"viewport": PHONE, "is_mobile": True})):  # fmt: skip
         watched = sign_in(browser, dashboard, **options)
@@ -258,6 +290,9 @@ def test_budget_first_load_and_an_idle_dashboard(browser: Browser, dashboard: De
         r.url for r in watched.responses if r.request.resource_type in ("script", "stylesheet")
     ]
     assert any(u.endswith("/js/views/overview.js") for u in shipped), shipped
+    assert not any(u.endswith("/js/chart.js") for u in shipped), (
+        "the fleet's charts load there only"
+    )
     _, compressed = first_load_bytes(dashboard, shipped)
     assert compressed <= 150 * 1024, f"overview ships {compressed} bytes of compressed JS+CSS"
     # An idle swarm page: its watcher socket is open, and nothing is billed while it idles.

@@ -1,5 +1,5 @@
 // Overview: health and its checks, the last 24 hours in numbers, the latest failures across
-// tasks, cron and browser checks, and what the local meter says the work has cost. One
+// tasks, cron, browser checks and the fleet, and what the local meter says the work has cost. One
 // request per minute (`/api/overview`, ETag'd, from D1 only), plus the meter when local.
 import { api } from "../api.js";
 import { every, POLL_MS } from "../poll.js";
@@ -10,6 +10,7 @@ const DETAIL = {
   tasks: (f) => `/tasks/${f.id}`,
   cron: (f) => `/cron/runs/${f.id}`,
   browser_tests: (f) => `/browser/${f.id}`,
+  fleet: (f) => `/fleet/${f.id}`,
 };
 
 function numbers(byStatus) {
@@ -17,6 +18,12 @@ function numbers(byStatus) {
   if (!entries.length) return empty("none in the last 24 hours");
   return h("div", { class: "numbers" },
     entries.map(([status, n]) => h("div", {}, h("strong", {}, n), badge(status))));
+}
+
+function fleetNumbers(fleet) {
+  const counts = Object.entries(fleet.by_status).filter(([, n]) => n);
+  if (!counts.length) return empty("No managed Workers yet.");
+  return h("div", { class: "numbers" }, counts.map(([status, n]) => h("div", {}, h("strong", {}, n), badge(status))));
 }
 
 function section(title, data, body, href) {
@@ -74,7 +81,7 @@ export async function render(main) {
         section("Cron", s.cron, (d) => numbers(d.by_status), "/cron"),
         section("Browser checks", s.browser_tests, (d) => numbers(d.by_status), "/browser"),
         section("Swarms", s.swarms, (d) => h("div", { class: "numbers" }, h("div", {}, h("strong", {}, d.total), "swarms")), "/swarms"),
-        card("Fleet", empty("Coming with fleet management: Workers, versions, rollouts and usage.")),
+        section("Fleet", s.fleet, fleetNumbers, "/fleet"),
         costCard(reading)),
       card("Latest failures",
         table([
