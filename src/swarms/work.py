@@ -118,6 +118,8 @@ class Work:
         if deadline is None or chunk is None:
             return False
         self.connections.let_go(device_id, data.chunkId)
+        if chunk["status"] != "pending":  # handed out twice and finished already: the first
+            return True  # outcome stands, and is counted once
         device = self.store.device(device_id)
         assert device is not None
         succeeded = data.error is None
@@ -144,7 +146,11 @@ class Work:
 
     def device_gone(self, device_id: str, why: str, held: list[str] | None = None) -> None:
         """Offline (closed, or silent past the timeout): what it held waits for others. `held`
-        is what a closed socket held (it is no longer among the connections)."""
+        is what a closed socket held (it is no longer among the connections). Once: a device
+        already offline gave its chunks back then (a stale `held` would hand them out twice)."""
+        device = self.store.device(device_id)
+        if device is not None and device["status"] == "offline":
+            return
         self.store.update_device(device_id, self.bump(self.doc), status="offline")
         back = self.release_held(device_id, held)
         self.store.log(self.now, "info", f"device {device_id} offline: {why}; {back} chunks back")
