@@ -6,11 +6,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # as pytest's pythonpath
 
-from bench import account, browser, cron, dashboard, fleet, health, swarms, tasks
+from bench import account, browser, cron, dashboard, fleet, health, shards, swarms, tasks
 
 BENCHMARKS = {
     "health": health.run,
     "tasks": tasks.run,
+    "shards": shards.run,
     "cron": cron.run,
     "swarms": swarms.run,
     "browser": browser.run,

@@ -20,6 +20,7 @@ VARS = frozenset(
         "HEARTBEAT_TTL_S",
         "SERVER_STALE_AFTER_S",
         "TASK_WAIT_RECHECK_S",
+        "REGISTRY_SHARDS",
         "DISPATCH_TIMEOUT_S",
         "DISPATCH_TRIES",
         "SERVER_CREDENTIAL_GRACE_S",

@@ -10,7 +10,7 @@ from api.security import authorize, require, require_server_or
 from auth.scopes import Scope
 from auth.tokens import Claims
 from durable.server_instance import ServerInstanceClient
-from durable.server_registry import ServerRegistryClient
+from durable.server_registry import ServerRegistries
 from durable.task_manager import TaskManagerClient
 from egress import require_allowed
 from errors import NotFound, Unavailable
@@ -42,7 +42,7 @@ def _known_shape(server_id: str) -> str:
 
 async def _deregister(services: Services, server_id: str) -> int | None:
     """Remove a server everywhere; returns how many tasks moved, None if it was unknown."""
-    outcome = await ServerRegistryClient.of(services).remove(server_id)
+    outcome = await ServerRegistries(services).remove(server_id)
     await ServerInstanceClient.for_server(services, server_id).stop()
     await credentials.revoke_all(services.database, server_id)
     if not outcome["removed"]:
@@ -62,10 +62,12 @@ async def register(
     require_allowed(services.config, [url])  # apiary calls it at once and on a timer
     server_id = new_id(services.clock.now_ms(), prefix="srv_")
     server = {**body.model_dump(mode="json"), "id": server_id, "url": url}
-    registry = ServerRegistryClient.of(services)
+    registries = ServerRegistries(services)
+    shard = registries.shard_for_new_server(server_id)
+    registry = registries.shard(shard)
     await registry.register(server, "unhealthy")
     try:
-        await ServerInstanceClient.for_server(services, server_id).start(server_id, url)
+        await ServerInstanceClient.for_server(services, server_id).start(server_id, url, shard)
     except Exception as exc:
         log.exception("server health watch failed to start")
         await registry.remove(server_id)
@@ -84,7 +86,7 @@ async def list_servers(
     _: Claims = Depends(require(Scope.SERVERS_ADMIN, Scope.TASKS_READ)),
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    return {"servers": await ServerRegistryClient.of(services).servers()}
+    return {"servers": await ServerRegistries(services).servers()}
 
 
 @router.post("/cleanup")
@@ -95,7 +97,7 @@ async def cleanup(
     """Remove servers silent for longer than the stale limit; their tasks move elsewhere."""
     limit = TaskSettings.from_config(services.config).stale_after_ms
     removed, moved = [], 0
-    for server_id in await ServerRegistryClient.of(services).stale(limit):
+    for server_id in await ServerRegistries(services).stale(limit):
         count = await _deregister(services, server_id)
         if count is not None:
             removed.append(server_id)
@@ -109,7 +111,7 @@ async def get_server(
     _: Claims = Depends(require(Scope.SERVERS_ADMIN, Scope.TASKS_READ)),
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    return dict(await ServerRegistryClient.of(services).get(_known_shape(server_id)))
+    return dict(await ServerRegistries(services).get(_known_shape(server_id)))
 
 
 @router.delete("/{server_id}")
@@ -148,6 +150,6 @@ async def rotate_credential(
     """A new credential for the server (the server itself, or an admin, asks). The ones issued
     before keep working for `SERVER_CREDENTIAL_GRACE_S` (600 s), then they are refused."""
     authorize(claims, server_id=server_id)
-    await ServerRegistryClient.of(services).get(_known_shape(server_id))  # 404 if unknown
+    await ServerRegistries(services).get(_known_shape(server_id))  # 404 if unknown
     issued = await credentials.rotate(services, server_id)
     return Credential(credential=issued.credential, credential_expires_in_s=issued.expires_in_s)

@@ -65,10 +65,11 @@ class ServerInstance(DurableObjectLogic):
         self.outbox = Outbox(self.ctx.storage, now_ms=self.now_ms, deliver={STATUS: self._publish})
 
     @rpc
-    async def start(self, server_id: str, url: str) -> str:
-        """Begin watching a newly registered server; returns its first status."""
+    async def start(self, server_id: str, url: str, shard: int = 0) -> str:
+        """Begin watching a newly registered server (in registry shard `shard`); returns its
+        first status."""
         doc = {"id": server_id, "url": url, "health": asdict(HealthState()),
-               "last_heartbeat_ms": None}  # fmt: skip
+               "last_heartbeat_ms": None, "shard": shard}  # fmt: skip
         self.doc.save(doc)
         return await self._check(doc, reason_prefix="registration")
 
@@ -84,7 +85,8 @@ class ServerInstance(DurableObjectLogic):
             return Beat(known=False, status=None)
         doc["last_heartbeat_ms"] = self.now_ms()
         self.doc.save(doc)
-        report = await ServerRegistryClient.of(self.services).report(doc["id"], fields)
+        registry = ServerRegistryClient.of(self.services, doc.get("shard", 0))
+        report = await registry.report(doc["id"], fields)
         for task_id in report["lost"]:  # a later heartbeat reports them again if this fails
             await TaskManagerClient.for_task(self.services, task_id).server_lost(doc["id"], "lost")
         latest = self.doc.load()  # re-read: a check may have run while we waited
@@ -138,7 +140,8 @@ class ServerInstance(DurableObjectLogic):
             if after.status != before.status:
                 change = {"id": new_id(now, prefix="sev_"), "server_id": latest["id"],
                           "from": before.status.value, "to": after.status.value,
-                          "reason": f"{reason_prefix}: {reason}", "at_ms": now}  # fmt: skip
+                          "reason": f"{reason_prefix}: {reason}", "at_ms": now,
+                          "shard": latest.get("shard", 0)}  # fmt: skip
                 self.outbox.put(Effect(change["id"], STATUS, json.dumps(change)))
 
         self.ctx.storage.transaction(write)
@@ -162,9 +165,8 @@ class ServerInstance(DurableObjectLogic):
                 )
             ]
         )  # fmt: skip
-        outcome = await ServerRegistryClient.of(self.services).set_status(
-            change["server_id"], change["to"]
-        )
+        registry = ServerRegistryClient.of(self.services, change.get("shard", 0))
+        outcome = await registry.set_status(change["server_id"], change["to"])
         for task_id in outcome["moved"]:
             await TaskManagerClient.for_task(self.services, task_id).server_lost(
                 change["server_id"], "server_lost"
@@ -181,8 +183,8 @@ class ServerInstanceClient(ObjectClient):
     def for_server(cls, services: Services, server_id: str) -> ServerInstanceClient:
         return cls(services.namespace(names.INSTANCES).get(server_id))
 
-    async def start(self, server_id: str, url: str) -> str:
-        return await self.invoke(ServerInstance.start, server_id, url)
+    async def start(self, server_id: str, url: str, shard: int = 0) -> str:
+        return await self.invoke(ServerInstance.start, server_id, url, shard)
 
     async def stop(self) -> None:
         await self.invoke(ServerInstance.stop)

@@ -1,6 +1,10 @@
-"""ServerRegistry: the one authoritative list of backend servers, their status and load.
+"""ServerRegistry: the authoritative list of backend servers, their status and load.
 
-One object (named `NAME`). It records which task holds a slot on which server (per attempt),
+One object per shard (`REGISTRY_SHARDS`, default 1; shard 0 is named `NAME`, shard k
+`NAME-k`); `ServerRegistries` puts the shards behind one interface. A server lives in one shard,
+chosen by a hash of its id when it registers and kept by its ServerInstance; a task asks the
+shard its id hashes to, and another only when that one has no healthy server with the
+capabilities it needs. Each shard records which task holds a slot on which server (per attempt),
 so choosing a server and counting its load are one atomic step. A task no server can take now
 is queued; capacity that frees (a slot released, a server back to healthy) goes to the queue
 at once, highest priority and longest waiting first, as offers. It never calls other objects
@@ -15,7 +19,10 @@ never came does not hold the task until its timeout.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypedDict
 
@@ -50,6 +57,25 @@ class ServerRecord(TypedDict):
 class Slot(TypedDict):
     id: str
     url: str
+    shard: int  # the registry shard that holds it (a release goes there)
+
+
+class Acquired(TypedDict):
+    slot: Slot | None
+    queued: bool  # no slot now: the task waits in this shard's queue for an offer
+
+
+def shard_name(shard: int) -> str:
+    return NAME if shard == 0 else f"{NAME}-{shard}"
+
+
+def _shard_index(name: str | None) -> int:
+    return int(name.rsplit("-", 1)[1]) if name and name.startswith(f"{NAME}-") else 0
+
+
+def shard_of(key: str, shards: int) -> int:
+    """A stable hash (Python's own is salted per process), spread evenly over the shards."""
+    return zlib.crc32(key.encode()) % shards
 
 
 class Offer(TypedDict):
@@ -117,6 +143,7 @@ class ServerRegistry(DurableObjectLogic):
         # When each server last got a task, for fair rotation among equals. Kept in memory (a
         # write per task saved): after a restart ties go by id until servers get tasks again.
         self.last_assigned: dict[str, int] = {}
+        self.shard = _shard_index(self.ctx.name)
 
     def _assigned(self) -> dict[str, int]:
         rows = self.ctx.storage.exec(
@@ -268,7 +295,7 @@ class ServerRegistry(DurableObjectLogic):
         )  # fmt: skip
         self.last_assigned[server_id] = now
         url = storage.exec("SELECT url FROM servers WHERE id = ?", server_id)[0]["url"]
-        return Slot(id=server_id, url=url)
+        return Slot(id=server_id, url=url, shard=self.shard)
 
     def _fill(self) -> list[Offer]:
         """Give free capacity to queued tasks (inside the caller's transaction)."""
@@ -291,15 +318,22 @@ class ServerRegistry(DurableObjectLogic):
 
     @rpc
     async def acquire(
-        self, task_id: str, attempt: int, priority: int, required: list[str], exclude: list[str]
-    ) -> Slot | None:
-        """A slot for attempt `attempt` of `task_id` on the best server, or None: the task is
+        self,
+        task_id: str,
+        attempt: int,
+        priority: int,
+        required: list[str],
+        exclude: list[str],
+        last: bool = True,
+    ) -> Acquired:
+        """A slot for attempt `attempt` of `task_id` on the best server, or none: the task is
         queued and will be offered one. Higher priority first: while a higher-priority queued
         task fits, lower ones queue too. Asking again for the same attempt returns the slot it
-        holds (an offer that never arrived) or keeps its place in the queue."""
+        holds (an offer that never arrived) or keeps its place in the queue. Unless `last`, a
+        shard with no healthy server that has the capabilities queues nothing: ask another."""
         storage, now = self.ctx.storage, self.now_ms()
 
-        def acquire() -> Slot | None:
+        def acquire() -> Acquired:
             held = storage.exec(
                 "SELECT s.id, s.url FROM assignments a JOIN servers s ON s.id = a.server_id"
                 " WHERE a.task_id = ? AND a.attempt = ?",
@@ -307,8 +341,13 @@ class ServerRegistry(DurableObjectLogic):
                 attempt,
             )
             if held:
-                return Slot(id=held[0]["id"], url=held[0]["url"])
+                slot = Slot(id=held[0]["id"], url=held[0]["url"], shard=self.shard)
+                return Acquired(slot=slot, queued=False)
             candidates = self._candidates()
+            if not last and not any(
+                c.status == "healthy" and set(required) <= c.capabilities for c in candidates
+            ):
+                return Acquired(slot=None, queued=False)
             ahead = any(
                 choose_server(candidates, json.loads(w["required"])) is not None
                 for w in storage.exec(
@@ -327,9 +366,9 @@ class ServerRegistry(DurableObjectLogic):
                     task_id, attempt, priority, json.dumps(list(required)),
                     json.dumps(list(exclude)), now,
                 )  # fmt: skip
-                return None
+                return Acquired(slot=None, queued=True)
             storage.exec("DELETE FROM queue WHERE task_id = ?", task_id)
-            return self._take(task_id, attempt, priority, chosen.id)
+            return Acquired(slot=self._take(task_id, attempt, priority, chosen.id), queued=False)
 
         return storage.transaction(acquire)
 
@@ -352,9 +391,11 @@ class ServerRegistry(DurableObjectLogic):
 
 
 class ServerRegistryClient(ObjectClient):
+    """One shard; `ServerRegistries` for the registry as a whole."""
+
     @classmethod
-    def of(cls, services: Services) -> ServerRegistryClient:
-        return cls(services.namespace(names.REGISTRY).get(NAME))
+    def of(cls, services: Services, shard: int = 0) -> ServerRegistryClient:
+        return cls(services.namespace(names.REGISTRY).get(shard_name(shard)))
 
     async def register(self, server: dict[str, Any], status: str) -> ServerRecord:
         return await self.invoke(ServerRegistry.register, server, status)
@@ -378,10 +419,82 @@ class ServerRegistryClient(ObjectClient):
         return await self.invoke(ServerRegistry.stale, older_than_ms)
 
     async def acquire(
-        self, task_id: str, attempt: int, priority: int, required: list[str], exclude: list[str]
-    ) -> Slot | None:
+        self,
+        task_id: str,
+        attempt: int,
+        priority: int,
+        required: list[str],
+        exclude: list[str],
+        last: bool = True,
+    ) -> Acquired:
         return await self.invoke(ServerRegistry.acquire, task_id, attempt, priority, required,
-                                 exclude)  # fmt: skip
+                                 exclude, last)  # fmt: skip
 
     async def release(self, task_id: str, attempt: int) -> list[Offer]:
         return await self.invoke(ServerRegistry.release, task_id, attempt)
+
+
+class ServerRegistries:
+    """Every shard of the registry as one. What names a server goes to its shard; what lists
+    or looks a server up by id alone asks every shard at once (admin calls, not per task)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.count = TaskSettings.from_config(services.config).registry_shards
+
+    def shard(self, shard: int) -> ServerRegistryClient:
+        return ServerRegistryClient.of(self.services, shard)
+
+    def shard_for_new_server(self, server_id: str) -> int:
+        return shard_of(server_id, self.count)
+
+    async def _each[T](self, call: Callable[[ServerRegistryClient], Awaitable[T]]) -> list[T]:
+        return list(await asyncio.gather(*(call(self.shard(k)) for k in range(self.count))))
+
+    async def get(self, server_id: str) -> ServerRecord:
+        async def lookup(shard: ServerRegistryClient) -> ServerRecord | None:
+            try:
+                return await shard.get(server_id)
+            except NotFound:
+                return None
+
+        found = [r for r in await self._each(lookup) if r is not None]
+        if not found:
+            raise NotFound("no such server")
+        return found[0]
+
+    async def servers(self) -> list[ServerRecord]:
+        listed = await self._each(lambda shard: shard.servers())
+        records = (r for shard in listed for r in shard)
+        return sorted(records, key=lambda r: (r["registered_at_ms"], r["id"]))
+
+    async def remove(self, server_id: str) -> Removal:
+        removals = await self._each(lambda shard: shard.remove(server_id))
+        return Removal(removed=any(r["removed"] for r in removals),
+                       tasks=[t for r in removals for t in r["tasks"]])  # fmt: skip
+
+    async def stale(self, older_than_ms: int) -> list[str]:
+        listed = await self._each(lambda shard: shard.stale(older_than_ms))
+        return sorted(server_id for shard in listed for server_id in shard)
+
+    async def acquire(
+        self,
+        task_id: str,
+        attempt: int,
+        priority: int,
+        required: list[str],
+        exclude: list[str],
+        at: int | None = None,
+    ) -> tuple[Slot | None, int]:
+        """A slot, or the shard the task is queued in. It asks `at` (where the task waits
+        already) or the shard its id hashes to; another only when that one has no healthy
+        server able to run it; and queues in the first if none has."""
+        first = at if at is not None and at < self.count else shard_of(task_id, self.count)
+        order = [first, *(k for k in range(self.count) if k != first)]
+        args = (task_id, attempt, priority, required, exclude)
+        for shard in order:
+            got = await self.shard(shard).acquire(*args, last=self.count == 1 or at is not None)
+            if got["slot"] is not None or got["queued"]:
+                return got["slot"], shard
+        queued = await self.shard(first).acquire(*args, last=True)
+        return queued["slot"], first

@@ -28,7 +28,7 @@ from durable.base import AlarmInfo, DurableObjectLogic, rpc
 from durable.document import Doc, Document
 from durable.outbox import Effect, Outbox
 from durable.rpc import ObjectClient
-from durable.server_registry import Offer, ServerRegistryClient, Slot
+from durable.server_registry import Offer, ServerRegistries, ServerRegistryClient, Slot
 from errors import NotFound
 from ids import new_id
 from logs import event, get_logger
@@ -125,8 +125,11 @@ class TaskManager(DurableObjectLogic):
         return step.doc
 
     def _effect(self, kind: str, doc: Doc) -> Effect:
-        if kind == RELEASE:
-            return Effect(f"release:{doc['attempt']}", RELEASE, str(doc["attempt"]))
+        if kind == RELEASE:  # the slot, or the place in a queue, is in this registry shard
+            queued_at = doc.get("queued_at")
+            shard = queued_at if queued_at is not None else doc.get("shard", 0)
+            body = json.dumps({"attempt": doc["attempt"], "shard": shard})
+            return Effect(f"release:{doc['attempt']}", RELEASE, body)
         if kind == CANCEL:
             body = json.dumps({"url": doc["server_url"], "lease": doc["lease_id"]})
             return Effect(f"cancel:{doc['attempt']}", CANCEL, body)
@@ -159,11 +162,11 @@ class TaskManager(DurableObjectLogic):
         new = lifecycle.new_task(spec, self.now_ms())
         with correlation.bound(new.doc["correlation_id"]):
             with self._placing():
-                slot = await self._acquire(new.doc)
+                slot, shard = await self._acquire(new.doc)
             won = self.doc.load()
             if won is not None:  # the same task created meanwhile: its slot is this one
                 return Created(task=self._view(won), created=False)
-            doc = await self._settle(new.doc, slot, first=new)
+            doc = await self._settle(new.doc, slot, shard, first=new)
         return Created(task=self._view(doc), created=True)
 
     @rpc
@@ -175,9 +178,10 @@ class TaskManager(DurableObjectLogic):
             return  # it asked again before the offer came, and holds this slot already
         if doc["status"] == TaskStatus.PENDING.value and doc["attempt"] + 1 == attempt:
             with correlation.bound(doc["correlation_id"]):
-                await self._settle(doc, server)
+                await self._settle(doc, server, server["shard"])
             return
-        offers = await ServerRegistryClient.of(self.services).release(doc["id"], attempt)
+        registry = ServerRegistryClient.of(self.services, server["shard"])
+        offers = await registry.release(doc["id"], attempt)
         await hand_over(self.services, offers)
 
     @rpc
@@ -232,10 +236,12 @@ class TaskManager(DurableObjectLogic):
 
     # --- a server for the task, and the dispatch ---
 
-    async def _acquire(self, doc: Doc) -> Slot | None:
-        return await ServerRegistryClient.of(self.services).acquire(
-            doc["id"], doc["attempt"] + 1, doc["priority"], doc["required"], doc["exclude"]
-        )
+    async def _acquire(self, doc: Doc) -> tuple[Slot | None, int]:
+        """A slot, or the registry shard the task now waits in."""
+        return await ServerRegistries(self.services).acquire(
+            doc["id"], doc["attempt"] + 1, doc["priority"], doc["required"], doc["exclude"],
+            at=doc.get("queued_at"),
+        )  # fmt: skip
 
     @contextlib.contextmanager
     def _placing(self) -> Iterator[None]:
@@ -253,17 +259,23 @@ class TaskManager(DurableObjectLogic):
 
     async def _assign_now(self, doc: Doc, *, inline: bool) -> Doc:
         attempt = doc["attempt"] + 1
-        slot = await self._acquire(doc)
+        slot, shard = await self._acquire(doc)
         latest = self._load()
         if latest["status"] != TaskStatus.PENDING.value or latest["attempt"] + 1 != attempt:
             if slot is not None:  # the task moved on while we asked (a cancel): free it
-                registry = ServerRegistryClient.of(self.services)
+                registry = ServerRegistryClient.of(self.services, shard)
                 await hand_over(self.services, await registry.release(doc["id"], attempt))
             return latest
-        return await self._settle(latest, slot, inline=inline)
+        return await self._settle(latest, slot, shard, inline=inline)
 
     async def _settle(
-        self, doc: Doc, slot: Slot | None, *, first: Step | None = None, inline: bool = False
+        self,
+        doc: Doc,
+        slot: Slot | None,
+        shard: int,
+        *,
+        first: Step | None = None,
+        inline: bool = False,
     ) -> Doc:
         """The registry's answer for a pending task: dispatch to the server it gave, or wait
         in its queue. `first` is a step of this same event not yet written (the creation).
@@ -271,9 +283,10 @@ class TaskManager(DurableObjectLogic):
         `inline` (the alarm's own retries, which must end before the alarm does)."""
         now = self.now_ms()
         if slot is None:
-            step = lifecycle.waiting(doc, now, self.rules)
+            step = lifecycle.waiting({**doc, "queued_at": shard}, now, self.rules)
             return await self._apply(step if first is None else lifecycle.then(first, step))
         lease = new_id(now, prefix="lse_")
+        doc = {**doc, "shard": shard, "queued_at": None}
         step = lifecycle.assigned(doc, {"id": slot["id"], "url": slot["url"]}, lease, now)
         doc = await self._apply(step if first is None else lifecycle.then(first, step),
                                 deliver=False)  # fmt: skip
@@ -333,9 +346,12 @@ class TaskManager(DurableObjectLogic):
 
     # --- effects (the outbox's deliveries) ---
 
-    async def _release(self, attempt: str) -> None:
-        doc = self._load()
-        offers = await ServerRegistryClient.of(self.services).release(doc["id"], int(attempt))
+    async def _release(self, body: str) -> None:
+        doc, where = self._load(), json.loads(body)
+        if isinstance(where, int):  # written before the registry had shards
+            where = {"attempt": where, "shard": 0}
+        registry = ServerRegistryClient.of(self.services, where["shard"])
+        offers = await registry.release(doc["id"], where["attempt"])
         await hand_over(self.services, offers)
 
     async def _project(self, _: str) -> None:

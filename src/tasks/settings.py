@@ -28,6 +28,7 @@ class TaskSettings:
     wait_recheck_ms: int
     dispatch_timeout_s: float
     dispatch_tries: int
+    registry_shards: int = 1
 
     @property
     def dispatch_window_ms(self) -> int:
@@ -48,4 +49,5 @@ class TaskSettings:
             wait_recheck_ms=int(_number(config, "TASK_WAIT_RECHECK_S", 30) * 1000),
             dispatch_timeout_s=_number(config, "DISPATCH_TIMEOUT_S", 5),
             dispatch_tries=int(_number(config, "DISPATCH_TRIES", 4)),
+            registry_shards=max(1, int(_number(config, "REGISTRY_SHARDS", 1))),
         )
