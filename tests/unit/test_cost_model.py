@@ -72,3 +72,52 @@ def test_websocket_messages_bill_at_twenty_to_one() -> None:
     assert do_requests_billed(0, 0, 1 * M) == 50_000
     assert do_requests_billed(0, 0, 21) == 2  # rounded up
     assert do_requests_billed(10, 5, 0) == 15  # requests and alarm runs count one each
+
+
+@pytest.mark.parametrize(
+    ("expression", "runs"),
+    [("*/5 * * * *", 8640), ("0 * * * *", 720), ("6 2 * * *", 30), ("33 23 * * *", 30)],
+)
+def test_runs_per_month_of_a_schedule(expression: str, runs: int) -> None:
+    from bench.cost import runs_per_month
+
+    assert runs_per_month(expression) == runs
+
+
+def test_the_shipped_jobs_and_triggers_in_a_month() -> None:
+    from bench.cost import cron_runs
+
+    # four jobs on their production schedules; five triggers with the hourly usage poll
+    assert cron_runs() == {
+        "every5min": 8640,
+        "parties-import": 30,
+        "check-current": 30,
+        "mop-recent": 30,
+        "triggers": 8640 + 30 + 30 + 30 + 720,
+    }
+
+
+def test_per_unit_figures_scale_to_the_workload() -> None:
+    from bench.cost import DAYS, MANAGED_WORKERS, TASKS_PER_MONTH, monthly_usage
+
+    figures = {
+        "tasks": {"per_task_meter": {"worker_requests": 2, "do_requests": 3, "do_alarms": 1,
+                                     "do_rows_read": 4, "do_rows_written": 5,
+                                     "d1_rows_read": 6, "d1_rows_written": 7,
+                                     "cpu_ms_upper_bound": 0}},
+        "swarms": {"per_device_hour": {"busy": {"invocations": 0, "messages_in": 0,
+                                                "rows_written": 0}}},
+        "cron": {"per_run_meter": {"do_requests": 0, "do_alarms": 0, "do_rows_written": 0,
+                                   "d1_rows_written": 0}, "cpu_ms_per_run_upper_bound": 0},
+        "fleet": {"health_and_usage_per_worker_day": {
+            "do_requests_per_worker_day": 288, "checks_per_worker": 288,
+            "do_rows_written_per_worker_day": 0, "d1_rows_written_per_worker_day": 0}},
+        "browser": {"skipped": "no chromium"},
+    }  # fmt: skip
+    usage, counts = monthly_usage(figures)
+    worker_days = MANAGED_WORKERS * DAYS
+    assert usage["do_requests"] == TASKS_PER_MONTH * 4 + worker_days * 288
+    assert usage["do_rows_written"] == TASKS_PER_MONTH * 5
+    assert usage["d1_rows_written"] == TASKS_PER_MONTH * 7
+    assert usage["browser_hours"] == 0
+    assert counts["device_hours"] == 100 * 8 * 30
