@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # as pytest's pythonpath
 
-from bench import account, browser, cron, dashboard, fleet, health, shards, swarms, tasks
+from bench import account, browser, cost, cron, dashboard, fleet, health, shards, swarms, tasks
 
 BENCHMARKS = {
     "health": health.run,
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "dashboard": dashboard.run,
     "account": account.run,
     "fleet": fleet.run,
+    "cost": cost.run,  # last: it reads the figures the others wrote in this run
 }
 
 

@@ -113,6 +113,16 @@ def _baseline_round() -> float:
             process.wait(10)
 
 
+def per_task_meter(meter: dict) -> dict[str, float]:
+    """The meter's figures per task, from a round's meter."""
+    totals = meter["totals"]
+    keys = ("worker_requests", "do_requests", "do_alarms", "do_rows_read", "do_rows_written",
+            "d1_rows_read", "d1_rows_written", "d1_queries")  # fmt: skip
+    per_task = {key: round(totals.get(key, 0) / TASKS, 2) for key in keys}
+    per_task["cpu_ms_upper_bound"] = round(meter["billable"]["cpu_ms"] / TASKS, 2)
+    return per_task
+
+
 def run() -> dict:
     work = Path(tempfile.mkdtemp())
     apiary_rates, baseline_rates, meters = [], [], []
@@ -121,11 +131,7 @@ def run() -> dict:
         rate, meter = _apiary_round(work, n)
         apiary_rates.append(rate)
         meters.append(meter)
-    totals = meters[-1]["totals"]
-    keys = ("worker_requests", "do_requests", "do_alarms", "do_rows_read", "do_rows_written",
-            "d1_rows_written", "d1_queries")  # fmt: skip
-    per_task = {key: round(totals.get(key, 0) / TASKS, 2) for key in keys}
-    per_task["cpu_ms_upper_bound"] = round(meters[-1]["billable"]["cpu_ms"] / TASKS, 2)
+    per_task = per_task_meter(meters[-1])
     apiary_rate = statistics.median(apiary_rates)
     baseline_rate = statistics.median(baseline_rates)
     return {
