@@ -57,7 +57,7 @@ signin: $(STAMP) .dev.vars
 test: install lint wrangler-check test-python
 
 test-python: $(STAMP) assets
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
 
 wrangler-check: node_modules/.installed assets
 	scripts/wrangler-check.sh
