@@ -132,7 +132,6 @@ def run() -> dict:
         "apiary_checks_per_minute": round(apiary, 1),
         "bare_playwright_checks_per_minute": round(bare, 1),
         "apiary_over_bare": round(apiary / bare, 3),
-        "note": "an apiary smoke check is a direct fetch, a REST snapshot (load, content, "
-        "screenshot) and a step-runner load for console errors: two page loads to the bare "
-        "script's one",
+        "note": "an apiary smoke check is one step-runner page load (status, content, "
+        "selectors, screenshot, console errors, load time), as the bare script's is",
     }
