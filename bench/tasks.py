@@ -29,9 +29,12 @@ from tests.harness import (
 TASKS = 300
 CONCURRENCY = 16
 ROUNDS = 2
+MORE_CONCURRENT = 64  # a second measure, one round each: the backend's whole capacity at once
 
 
-async def _submit_and_wait(base: str, headers: dict[str, str], done: "callable") -> float:
+async def _submit_and_wait(
+    base: str, headers: dict[str, str], done: "callable", concurrency: int
+) -> float:
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
         numbers = iter(range(TASKS))
         started = time.perf_counter()
@@ -42,7 +45,7 @@ async def _submit_and_wait(base: str, headers: dict[str, str], done: "callable")
                 response = await client.post("/api/task", json=body)
                 response.raise_for_status()
 
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         while await done(client) < TASKS:  # noqa: ASYNC110 (polling another process)
             await asyncio.sleep(0.05)
         return TASKS / (time.perf_counter() - started)
@@ -63,8 +66,8 @@ async def _baseline_done(client: httpx.AsyncClient) -> int:
     return (await client.get("/done")).json()["succeeded"]
 
 
-def _apiary_round(work: Path, n: int) -> tuple[float, dict]:
-    project = work / f"apiary{n}"
+def _apiary_round(work: Path, n: int, concurrency: int = CONCURRENCY) -> tuple[float, dict]:
+    project = work / f"apiary{n}-{concurrency}"
     project.mkdir()
     server = DevServer(project / "state", config=project_config(project), args=("--no-cron",))
     write_dev_vars(
@@ -79,7 +82,7 @@ def _apiary_round(work: Path, n: int) -> tuple[float, dict]:
         backend.start()
         httpx.post(f"{server.url}/__meter/reset")
         headers = {"Authorization": f"Bearer {admin_token()}"}
-        rate = asyncio.run(_submit_and_wait(server.url, headers, _apiary_done))
+        rate = asyncio.run(_submit_and_wait(server.url, headers, _apiary_done, concurrency))
         meter = server.meter()
     finally:
         backend.kill()
@@ -87,7 +90,7 @@ def _apiary_round(work: Path, n: int) -> tuple[float, dict]:
     return rate, meter
 
 
-def _baseline_round() -> float:
+def _baseline_round(concurrency: int = CONCURRENCY) -> float:
     port, backend_port = free_port(), free_port()
     service = subprocess.Popen(
         [
@@ -106,7 +109,8 @@ def _baseline_round() -> float:
     try:
         wait_up(f"http://127.0.0.1:{port}/done")
         wait_up(f"http://127.0.0.1:{backend_port}/health")
-        return asyncio.run(_submit_and_wait(f"http://127.0.0.1:{port}", {}, _baseline_done))
+        base = f"http://127.0.0.1:{port}"
+        return asyncio.run(_submit_and_wait(base, {}, _baseline_done, concurrency))
     finally:
         for process in (backend, service):
             process.terminate()
@@ -132,6 +136,8 @@ def run() -> dict:
         apiary_rates.append(rate)
         meters.append(meter)
     per_task = per_task_meter(meters[-1])
+    more_baseline = _baseline_round(MORE_CONCURRENT)
+    more_rate, more_meter = _apiary_round(work, 0, MORE_CONCURRENT)
     apiary_rate = statistics.median(apiary_rates)
     baseline_rate = statistics.median(baseline_rates)
     return {
@@ -150,5 +156,11 @@ def run() -> dict:
                 if k in ("do_requests", "do_alarms", "do_rows_written")
             }
             for name, counts in meters[-1]["objects"].items()
+        },
+        f"at_{MORE_CONCURRENT}_concurrent": {
+            "apiary_tasks_per_s": round(more_rate, 1),
+            "baseline_tasks_per_s": round(more_baseline, 1),
+            "apiary_over_baseline": round(more_rate / more_baseline, 3),
+            "per_task_meter": per_task_meter(more_meter),
         },
     }
