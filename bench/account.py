@@ -12,6 +12,8 @@ run, so the rest is the upload, workerd taking the new Worker, and the first req
 
 from __future__ import annotations
 
+import os
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -100,6 +102,7 @@ def run() -> dict[str, object]:
              "--port", str(port), "--log-level", "error", "--show-interactive-dev-session=false"],
             cwd=ROOT, env=account.env() | {"WRANGLER_SEND_METRICS": "false"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # npx, wrangler and workerd: stopped together below
         )  # fmt: skip
         try:
             wait_up(f"http://127.0.0.1:{port}/", timeout_s=60)
@@ -111,7 +114,7 @@ def run() -> dict[str, object]:
                         client, f"{server.url}/x", {"Host": f"bench.localhost:{server.port}"}
                     )
         finally:
-            dev.terminate()
+            os.killpg(dev.pid, signal.SIGTERM)  # terminate() would leave wrangler and workerd
             dev.wait(20)
     report: dict[str, object] = {
         "benchmark": "a deployed Worker: apiary dev's routing vs plain wrangler dev",
