@@ -5,10 +5,11 @@
   while an event awaits an outbound call (fetch, D1, another object) or a timer, other events
   (requests, RPC, socket messages, closes) are delivered to the same instance. One alarm runs at
   a time.
-- Output gate: writes are on disk before anything leaves: before each outbound call, and before
-  an event's response returns or its socket messages are sent. (Cloudflare commits the writes
-  of each turn together; here a turn's writes commit at the next of those points, which is the
-  same guarantee for whoever can observe them.) The fsync runs in a thread (`wal_sync`): while
+- Output gate (`apiary_local.output_gate` for calls out): writes are on disk before anything
+  leaves: before each outbound call, and before an event's response returns or its socket
+  messages are sent. (Cloudflare commits the writes of each turn together; here a turn's writes
+  commit at the next of those points, which is the same guarantee for whoever can observe
+  them.) The fsync runs in a thread (`wal_sync`): while
   one object waits for its writes to reach the disk, the others run.
 - Work after the answer (`ctx.wait_until`) runs as part of its event: the instance is not
   evicted while it runs, and its writes commit before its calls leave and when it ends.
@@ -23,13 +24,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from apiary_local.meter import Meter
+from apiary_local.output_gate import gated_services
 from apiary_local.sockets import Connection, LocalSocket, LocalSocketHub
 from apiary_local.storage import LocalObjectStorage
 from durable.base import (
@@ -48,46 +49,6 @@ from services import Services
 log = get_logger("objects")
 ALARM_MAX_RETRIES = 6
 ALARM_FIRST_BACKOFF_MS = 2000
-
-
-class _Gated:
-    """Wraps a port so each call first makes the object's pending writes durable.
-
-    Cloudflare's output gate holds every outgoing message (fetch, RPC, D1) until the writes
-    before it are durable; flushing first gives the same guarantee here. (`get` sends nothing:
-    it only wraps the stub it returns.)
-    """
-
-    def __init__(self, inner: Any, storage: LocalObjectStorage) -> None:
-        self._inner = inner
-        self._storage = storage
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._inner, name)
-        if name == "get":
-            return lambda *args, **kwargs: _Gated(attribute(*args, **kwargs), self._storage)
-        if not inspect.iscoroutinefunction(attribute):
-            return attribute
-
-        async def gated(*args: Any, **kwargs: Any) -> Any:
-            await self._storage.flush()
-            return await attribute(*args, **kwargs)
-
-        return gated
-
-
-class _GatedNamespaces(dict[str, Any]):
-    def __init__(self, namespaces: Any, storage: LocalObjectStorage) -> None:
-        super().__init__({k: _Gated(v, storage) for k, v in namespaces.items()})
-
-
-def _gated_services(services: Services, storage: LocalObjectStorage) -> Services:
-    return replace(
-        services,
-        database=_Gated(services.database, storage),
-        http=_Gated(services.http, storage),
-        namespaces=_GatedNamespaces(services.namespaces, storage),
-    )
 
 
 def object_id(class_name: str, name: str) -> str:
@@ -271,7 +232,7 @@ class ObjectHost:
                 self.dir / f"{slot.id}.sqlite", self.meter, self.class_name
             )
         if slot.instance is None:
-            services = _gated_services(self.services(), slot.storage)
+            services = gated_services(self.services(), slot.storage)
             slot.hub.now_ms = services.clock.now_ms
             context = ObjectContext(
                 slot.id,

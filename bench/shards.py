@@ -17,7 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from durable.server_registry import ServerRegistries, ServerRegistry
+from durable.registry_shards import ServerRegistries
+from durable.server_registry import ServerRegistry
 from durable.task_manager import TaskManager, TaskManagerClient
 from tests.world import Reply, World
 

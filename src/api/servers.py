@@ -9,8 +9,8 @@ from api.deps import get_services
 from api.security import authorize, require, require_server_or
 from auth.scopes import Scope
 from auth.tokens import Claims
+from durable.registry_shards import ServerRegistries
 from durable.server_instance import ServerInstanceClient
-from durable.server_registry import ServerRegistries
 from durable.task_manager import TaskManagerClient
 from egress import require_allowed
 from errors import NotFound, Unavailable

@@ -27,8 +27,9 @@ from durable import document, outbox
 from durable.base import AlarmInfo, DurableObjectLogic, rpc
 from durable.document import Doc, Document
 from durable.outbox import Effect, Outbox
+from durable.registry_shards import ServerRegistries
 from durable.rpc import ObjectClient
-from durable.server_registry import Offer, ServerRegistries, ServerRegistryClient, Slot
+from durable.server_registry import Offer, Slot
 from errors import NotFound
 from ids import new_id
 from logs import event, get_logger
@@ -66,6 +67,7 @@ class TaskManager(DurableObjectLogic):
             listing_grace_ms=int(self.settings.dispatch_timeout_s * 1000),
         )
         self.doc = Document(self.ctx.storage)
+        self.registries = ServerRegistries(self.services)
         self._moving = 0
         self.outbox = Outbox(
             self.ctx.storage,
@@ -180,7 +182,7 @@ class TaskManager(DurableObjectLogic):
             with correlation.bound(doc["correlation_id"]):
                 await self._settle(doc, server, server["shard"])
             return
-        registry = ServerRegistryClient.of(self.services, server["shard"])
+        registry = self.registries.shard(server["shard"])
         offers = await registry.release(doc["id"], attempt)
         await hand_over(self.services, offers)
 
@@ -238,7 +240,7 @@ class TaskManager(DurableObjectLogic):
 
     async def _acquire(self, doc: Doc) -> tuple[Slot | None, int]:
         """A slot, or the registry shard the task now waits in."""
-        return await ServerRegistries(self.services).acquire(
+        return await self.registries.acquire(
             doc["id"], doc["attempt"] + 1, doc["priority"], doc["required"], doc["exclude"],
             at=doc.get("queued_at"),
         )  # fmt: skip
@@ -263,7 +265,7 @@ class TaskManager(DurableObjectLogic):
         latest = self._load()
         if latest["status"] != TaskStatus.PENDING.value or latest["attempt"] + 1 != attempt:
             if slot is not None:  # the task moved on while we asked (a cancel): free it
-                registry = ServerRegistryClient.of(self.services, shard)
+                registry = self.registries.shard(shard)
                 await hand_over(self.services, await registry.release(doc["id"], attempt))
             return latest
         return await self._settle(latest, slot, shard, inline=inline)
@@ -350,7 +352,7 @@ class TaskManager(DurableObjectLogic):
         doc, where = self._load(), json.loads(body)
         if isinstance(where, int):  # written before the registry had shards
             where = {"attempt": where, "shard": 0}
-        registry = ServerRegistryClient.of(self.services, where["shard"])
+        registry = self.registries.shard(where["shard"])
         offers = await registry.release(doc["id"], where["attempt"])
         await hand_over(self.services, offers)
 

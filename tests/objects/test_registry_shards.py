@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from durable.server_registry import ServerRegistries, ServerRegistry, shard_of
+from durable.registry_shards import ServerRegistries, shard_of
+from durable.server_registry import ServerRegistry
 from durable.task_manager import TaskManager, TaskManagerClient
 from tests.world import Reply, World
 
