@@ -35,12 +35,12 @@ from durable.document import Doc, Document
 from durable.outbox import Effect, Outbox
 from durable.rpc import ObjectClient
 from errors import Conflict, NotFound, Upstream
-from fleet import audit
+from fleet import audit, rollout_records
 from fleet.rollout import PROBES_PER_VERSION, Decision, Policy, Sample, Verdict, decide, split
 from fleet.settings import ROLLOUTS
 from ids import new_id
 from logs import event, get_logger
-from ports import HttpError, Statement
+from ports import HttpError
 from services import Services
 
 log = get_logger("fleet.rollout")
@@ -50,44 +50,6 @@ API_FAILURES_BEFORE_ROLLBACK = 5
 RETRY_MS = 5_000
 PROBE_TIMEOUT_S = 10
 KEEP_HISTORY = 50
-
-
-def view(doc: Doc) -> dict[str, Any]:
-    policy = doc["policy"]
-    step = doc["step"]
-    due = None
-    if doc["phase"] == "observing" and doc["step_started_ms"] is not None:
-        due = doc["step_started_ms"] + policy["step_interval_ms"] * (doc["holds"] + 1)
-    return {
-        "id": doc["id"],
-        "worker": doc["worker"],
-        "status": doc["status"],
-        "phase": doc["phase"],
-        "new_version": doc["new_version"],
-        "stable_version": doc["stable_version"],
-        "steps": policy["steps"],
-        "step": step,
-        "percentage": policy["steps"][step],
-        "step_interval_s": policy["step_interval_ms"] / 1000,
-        "max_error_rate": policy["max_error_rate"],
-        "min_requests": policy["min_requests"],
-        "step_started_at": rfc3339_ms(doc["step_started_ms"]),
-        "next_decision_at": rfc3339_ms(due),
-        "holds": doc["holds"],
-        "reason": doc["reason"],
-        "actor": doc["actor"],
-        "created_at": rfc3339_ms(doc["created_ms"]),
-        "updated_at": rfc3339_ms(doc["updated_ms"]),
-        "ended_at": rfc3339_ms(doc["ended_ms"]),
-        "history": [
-            {
-                "at": rfc3339_ms(h["at_ms"]),
-                "due_at": rfc3339_ms(h.get("due_ms")),
-                **{k: v for k, v in h.items() if k not in ("at_ms", "due_ms")},
-            }
-            for h in doc["history"]
-        ],
-    }
 
 
 def _policy(doc: Doc) -> Policy:
@@ -139,14 +101,14 @@ class WorkerRollout(DurableObjectLogic):
         await self._save(doc, entry, alarm_ms=now)
         event(log, logging.INFO, "rollout started", worker=doc["worker"], rollout=doc["id"],
               version=doc["new_version"], steps=doc["policy"]["steps"])  # fmt: skip
-        return view(doc)
+        return rollout_records.view(doc)
 
     @rpc
     async def get(self) -> dict[str, Any]:
         doc = self.doc.load()
         if doc is None:
             raise NotFound("this Worker has had no rollout")
-        return view(doc)
+        return rollout_records.view(doc)
 
     @rpc
     async def running(self) -> bool:
@@ -162,7 +124,7 @@ class WorkerRollout(DurableObjectLogic):
         if doc["phase"] != "rolling_back":
             doc.update(phase="rolling_back", aborted=True, reason=f"aborted by {actor}")
             await self._save(doc, alarm_ms=self.now_ms())
-        return view(doc)
+        return rollout_records.view(doc)
 
     # --- the alarm: one phase at a time ---
 
@@ -405,46 +367,8 @@ class WorkerRollout(DurableObjectLogic):
         doc = self.doc.load()
         if doc is None or doc["id"] != rollout_id:
             return
-        v = view(doc)
-        if doc["status"] in ("rolled_back", "aborted"):
-            deployment = [{"version_id": doc["stable_version"], "percentage": 100}]
-        elif doc["phase"] == "deploying" and doc["step"] == 0:
-            deployment = None  # nothing of the rollout deployed yet
-        else:
-            at = doc["policy"]["steps"][doc["step"]]
-            deployment = split(doc["new_version"], doc["stable_version"], at)
         now = rfc3339_ms(self.now_ms())
-        statements = [
-            Statement(
-                "INSERT INTO fleet_rollouts (id, worker, status, new_version, stable_version,"
-                " steps, step, percentage, reason, actor, created_at, updated_at, ended_at,"
-                " version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id)"
-                " DO UPDATE SET status = excluded.status, step = excluded.step, percentage ="
-                " excluded.percentage, reason = excluded.reason, updated_at ="
-                " excluded.updated_at, ended_at = excluded.ended_at, version = excluded.version"
-                " WHERE excluded.version > fleet_rollouts.version",
-                (v["id"], v["worker"], v["status"], v["new_version"], v["stable_version"],
-                 json.dumps(v["steps"]), v["step"], v["percentage"], v["reason"], v["actor"],
-                 v["created_at"], v["updated_at"], v["ended_at"], doc["version"]),
-            ),
-            Statement(
-                "UPDATE workers SET rollout_id = ?, rollout_status = ?, updated_at = ?"
-                " WHERE name = ?",
-                (doc["id"], doc["status"], now, doc["worker"]),
-            ),
-        ]  # fmt: skip
-        if deployment is not None:
-            promoted = doc["status"] == "succeeded"
-            statements.append(
-                Statement(
-                    "UPDATE workers SET deployment = ?, last_deployed_at = ?"
-                    + (", last_version_id = ?" if promoted else "")
-                    + " WHERE name = ?",
-                    (json.dumps(deployment), now,
-                     *((doc["new_version"],) if promoted else ()), doc["worker"]),
-                )
-            )  # fmt: skip
-        await self.services.database.batch(statements)
+        await self.services.database.batch(rollout_records.projection(doc, now))
 
     async def _audit(self, body: str) -> None:
         await self.services.database.batch([audit.statement(json.loads(body))])
